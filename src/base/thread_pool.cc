@@ -1,0 +1,134 @@
+#include "base/thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace dllm {
+
+namespace {
+// Set while a thread runs pool tasks: a nested Run executes inline instead of
+// deadlocking on the busy pool.
+thread_local bool t_in_pool = false;
+}  // namespace
+
+struct ThreadPool::Impl {
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  std::condition_variable cv_start, cv_done;
+  const std::function<void(size_t, int)>* fn = nullptr;
+  size_t n_tasks = 0;
+  std::atomic<size_t> next{0};
+  int generation = 0;
+  int busy = 0;
+  bool stop = false;
+
+  void Work(int thread) {
+    for (;;) {
+      size_t t = next.fetch_add(1);
+      if (t >= n_tasks) break;
+      (*fn)(t, thread);
+    }
+  }
+
+  void Loop(int thread) {
+    t_in_pool = true;
+    int seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv_start.wait(lock, [&] { return stop || generation != seen; });
+        if (stop) return;
+        seen = generation;
+      }
+      Work(thread);
+      std::lock_guard<std::mutex> lock(mu);
+      if (--busy == 0) cv_done.notify_one();
+    }
+  }
+};
+
+ThreadPool::ThreadPool(int n_threads) : impl_(new Impl) {
+  if (n_threads <= 0)
+    n_threads =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  n_threads_ = n_threads;
+  for (int i = 1; i < n_threads; ++i)
+    impl_->workers.emplace_back([this, i] { impl_->Loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv_start.notify_all();
+  for (auto& w : impl_->workers) w.join();
+  delete impl_;
+}
+
+void ThreadPool::Run(size_t n_tasks,
+                     const std::function<void(size_t, int)>& fn) {
+  if (n_tasks == 0) return;
+  if (n_threads_ == 1 || n_tasks == 1 || t_in_pool) {
+    for (size_t t = 0; t < n_tasks; ++t) fn(t, 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->fn = &fn;
+    impl_->n_tasks = n_tasks;
+    impl_->next = 0;
+    impl_->busy = n_threads_ - 1;
+    ++impl_->generation;
+  }
+  impl_->cv_start.notify_all();
+  t_in_pool = true;
+  impl_->Work(0);
+  t_in_pool = false;
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv_done.wait(lock, [&] { return impl_->busy == 0; });
+  impl_->fn = nullptr;
+}
+
+namespace {
+std::unique_ptr<ThreadPool>& PoolPtr() {
+  static std::unique_ptr<ThreadPool> pool;
+  return pool;
+}
+}  // namespace
+
+ThreadPool& Pool() {
+  auto& p = PoolPtr();
+  if (!p) p = std::make_unique<ThreadPool>(0);
+  return *p;
+}
+
+void SetThreads(int n_threads) {
+  auto& p = PoolPtr();
+  if (p && (n_threads <= 0 || p->size() == n_threads)) return;
+  p = std::make_unique<ThreadPool>(n_threads);
+}
+
+void ParallelFor(size_t n, size_t grain,
+                 const std::function<void(size_t, size_t, int)>& fn) {
+  if (n == 0) return;
+  ThreadPool& pool = Pool();
+  grain = std::max<size_t>(1, grain);
+  size_t max_chunks = (n + grain - 1) / grain;
+  // A few chunks per thread balances uneven tasks without much overhead.
+  size_t chunks = std::min(max_chunks, static_cast<size_t>(pool.size()) * 4);
+  if (pool.size() == 1) chunks = 1;
+  size_t per = (n + chunks - 1) / chunks;
+  chunks = (n + per - 1) / per;
+  pool.Run(chunks, [&](size_t c, int thread) {
+    size_t b = c * per, e = std::min(n, b + per);
+    fn(b, e, thread);
+  });
+}
+
+}  // namespace dllm

@@ -1,0 +1,73 @@
+#include "dllm/ceiling.h"
+
+#include <cblas.h>
+#include <sys/resource.h>
+
+#include <cstring>
+#include <vector>
+
+#include "base/rng.h"
+#include "base/thread_pool.h"
+#include "base/timer.h"
+#include "ops/ops.h"
+
+namespace dllm {
+
+SgemmCeiling MeasureSgemm(int64_t M, int64_t N, int64_t K, int threads,
+                          double min_seconds) {
+  std::vector<float> a(size_t(M * K)), b(size_t(N * K)), c(size_t(M * N));
+  for (size_t i = 0; i < a.size(); ++i)
+    a[i] = float(RandomUniform(1, 0, i) - 0.5);
+  for (size_t i = 0; i < b.size(); ++i)
+    b[i] = float(RandomUniform(1, 1, i) - 0.5);
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  SgemmCeiling out{};
+  // OpenBLAS with its own threads.
+  openblas_set_num_threads(threads);
+  auto blas = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K),
+                1.0f, a.data(), int(K), b.data(), int(K), 0.0f, c.data(),
+                int(N));
+  };
+  blas();  // warm up
+  int reps = 0;
+  Timer t;
+  do {
+    blas();
+    ++reps;
+  } while (t.Seconds() < min_seconds);
+  out.gflops_blas_threads = flops * reps / t.Seconds() / 1e9;
+  openblas_set_num_threads(1);
+  // Our pool, as the model's matmuls run.
+  SetThreads(threads);
+  ops::Matrix w{DType::kF32, b.data(), N, K};
+  ops::MatMulWT(a.data(), M, w, c.data());
+  reps = 0;
+  t.Reset();
+  do {
+    ops::MatMulWT(a.data(), M, w, c.data());
+    ++reps;
+  } while (t.Seconds() < min_seconds);
+  out.gflops_pool = flops * reps / t.Seconds() / 1e9;
+  return out;
+}
+
+double MeasureCopyBandwidth(int64_t bytes, double min_seconds) {
+  std::vector<char> src(size_t(bytes), 1), dst(size_t(bytes), 0);
+  std::memcpy(dst.data(), src.data(), size_t(bytes));
+  int reps = 0;
+  Timer t;
+  do {
+    std::memcpy(dst.data(), src.data(), size_t(bytes));
+    ++reps;
+  } while (t.Seconds() < min_seconds);
+  return 2.0 * double(bytes) * reps / t.Seconds() / 1e9;
+}
+
+int64_t PeakRssBytes() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return int64_t(ru.ru_maxrss) * 1024;
+}
+
+}  // namespace dllm

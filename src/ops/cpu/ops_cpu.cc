@@ -1,0 +1,189 @@
+// The CPU backend of ops/ops.h: matmuls through single-threaded OpenBLAS
+// sgemm calls, one per thread of our pool (so BLAS threads never nest with
+// ours), and Highway row kernels (simd.cc) for everything else.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "ops/cpu/simd.h"
+#include "ops/ops.h"
+
+namespace dllm::ops {
+
+namespace {
+
+// OpenBLAS must not start its own threads: every call below already runs on
+// one of the pool's threads.
+struct BlasSingleThreaded {
+  BlasSingleThreaded() { openblas_set_num_threads(1); }
+};
+void EnsureBlasSingleThreaded() { static BlasSingleThreaded once; }
+
+// Per-thread scratch that only grows.
+float* Scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// Work below this many elements runs on the calling thread.
+constexpr int64_t kSerialElems = 1 << 14;
+
+}  // namespace
+
+void ToF32(DType dtype, const void* src, int64_t n, float* dst) {
+  switch (dtype) {
+    case DType::kF32:
+      std::copy_n(static_cast<const float*>(src), n, dst);
+      return;
+    case DType::kBF16:
+      cpu::Bf16ToF32(static_cast<const uint16_t*>(src), n, dst);
+      return;
+    case DType::kF16:
+      cpu::F16ToF32(static_cast<const uint16_t*>(src), n, dst);
+      return;
+    default:
+      Fail("ToF32: unsupported dtype ", DTypeName(dtype));
+  }
+}
+
+void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
+              const float* bias) {
+  EnsureBlasSingleThreaded();
+  const int64_t N = w.rows, K = w.cols;
+  if (M == 0 || N == 0) return;
+  // Split the output features into one contiguous slice per thread (aligned
+  // to 16 rows); each slice is one sgemm (or a few, for converted panels).
+  const int64_t nt = Pool().size();
+  const int64_t chunks =
+      std::max<int64_t>(1, std::min<int64_t>(nt, (N + 15) / 16));
+  const int64_t per = ((N + chunks - 1) / chunks + 15) / 16 * 16;
+  const size_t esize = DTypeSize(w.dtype);
+  // Panel of converted rows: about 512 KB, so it stays in L2.
+  const int64_t panel = std::clamp<int64_t>(
+      (131072 / std::max<int64_t>(K, 1)) / 16 * 16, 16, 1024);
+  Pool().Run(size_t(chunks), [&](size_t c, int) {
+    const int64_t n0 = int64_t(c) * per, n1 = std::min(N, n0 + per);
+    if (n0 >= n1) return;
+    if (w.dtype == DType::kF32) {
+      const float* W = static_cast<const float*>(w.data) + n0 * K;
+      if (M == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(n1 - n0), int(K), 1.0f, W,
+                    int(K), x, 1, 0.0f, y + n0, 1);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M),
+                    int(n1 - n0), int(K), 1.0f, x, int(K), W, int(K), 0.0f,
+                    y + n0, int(N));
+      }
+    } else {
+      thread_local std::vector<float> buf;
+      float* tmp = Scratch(buf, size_t(panel * K));
+      for (int64_t p0 = n0; p0 < n1; p0 += panel) {
+        const int64_t pn = std::min(panel, n1 - p0);
+        ToF32(w.dtype,
+              static_cast<const uint8_t*>(w.data) + size_t(p0 * K) * esize,
+              pn * K, tmp);
+        if (M == 1) {
+          cblas_sgemv(CblasRowMajor, CblasNoTrans, int(pn), int(K), 1.0f, tmp,
+                      int(K), x, 1, 0.0f, y + p0, 1);
+        } else {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(pn),
+                      int(K), 1.0f, x, int(K), tmp, int(K), 0.0f, y + p0,
+                      int(N));
+        }
+      }
+    }
+    if (bias)
+      for (int64_t m = 0; m < M; ++m)
+        cpu::Add(y + m * N + n0, bias + n0, n1 - n0);
+  });
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t M, int64_t C,
+             float eps, float* y) {
+  auto rows = [&](size_t b, size_t e, int) {
+    for (size_t m = b; m < e; ++m)
+      cpu::RmsNormRow(x + m * C, weight, C, eps, y + m * C);
+  };
+  if (M * C < kSerialElems) return rows(0, size_t(M), 0);
+  ParallelFor(size_t(M), std::max<size_t>(1, size_t(kSerialElems / C)), rows);
+}
+
+void Rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
+          int64_t row_stride, const float* cos, const float* sin) {
+  const int64_t half = head_dim / 2;
+  auto rows = [&](size_t b, size_t e, int) {
+    for (size_t t = b; t < e; ++t)
+      for (int64_t h = 0; h < n_heads; ++h)
+        cpu::RopeRow(x + t * row_stride + h * head_dim, half, cos + t * half,
+                     sin + t * half);
+  };
+  if (T * n_heads * head_dim < kSerialElems) return rows(0, size_t(T), 0);
+  ParallelFor(size_t(T), 8, rows);
+}
+
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
+  if (n < kSerialElems) return cpu::SwiGLU(gate, up, n, out);
+  ParallelFor(size_t(n), size_t(kSerialElems), [&](size_t b, size_t e, int) {
+    cpu::SwiGLU(gate + b, up + b, int64_t(e - b), out + b);
+  });
+}
+
+void AddInPlace(float* y, const float* x, int64_t n) {
+  if (n < kSerialElems) return cpu::Add(y, x, n);
+  ParallelFor(size_t(n), size_t(kSerialElems), [&](size_t b, size_t e, int) {
+    cpu::Add(y + b, x + b, int64_t(e - b));
+  });
+}
+
+float SoftmaxInPlace(float* x, int64_t n) {
+  return cpu::ScaledSoftmax(x, n, 1.0f);
+}
+
+void Attention(const float* q, const float* k, const float* v,
+               const AttentionShape& s, const uint8_t* key_mask, float* out) {
+  EnsureBlasSingleThreaded();
+  const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  // Tasks: (sequence, head, block of queries). Scores for a block of QB
+  // queries against all keys live in per-thread scratch: QB x T floats.
+  constexpr int64_t QB = 64;
+  const int64_t n_qb = (T + QB - 1) / QB;
+  const size_t n_tasks = size_t(s.B * s.n_heads * n_qb);
+  Pool().Run(n_tasks, [&](size_t task, int) {
+    const int64_t qb = int64_t(task) % n_qb;
+    const int64_t h = (int64_t(task) / n_qb) % s.n_heads;
+    const int64_t b = int64_t(task) / (n_qb * s.n_heads);
+    const int64_t kh = h / group;
+    const int64_t i0 = qb * QB, qn = std::min(QB, T - i0);
+    // Causal: keys after the block's last query are never visible.
+    const int64_t tk = s.causal ? i0 + qn : T;
+    thread_local std::vector<float> buf;
+    float* S = Scratch(buf, size_t(QB * T));
+    const float* Q = q + (b * T + i0) * qs + h * hd;
+    const float* Kh = k + b * T * kvs + kh * hd;
+    const float* Vh = v + b * T * kvs + kh * hd;
+    float* O = out + (b * T + i0) * qs + h * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
+                int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, S, int(tk));
+    const uint8_t* km = key_mask ? key_mask + b * T : nullptr;
+    for (int64_t r = 0; r < qn; ++r) {
+      float* row = S + r * tk;
+      if (km)
+        for (int64_t j = 0; j < tk; ++j)
+          if (!km[j]) row[j] = -INFINITY;
+      if (s.causal)
+        for (int64_t j = i0 + r + 1; j < tk; ++j) row[j] = -INFINITY;
+      if (cpu::ScaledSoftmax(row, tk, scale) == -INFINITY)
+        std::fill_n(row, tk, 0.0f);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(qn), int(hd),
+                int(tk), 1.0f, S, int(tk), Vh, int(kvs), 0.0f, O, int(qs));
+  });
+}
+
+}  // namespace dllm::ops

@@ -1,0 +1,193 @@
+// Highway kernels, compiled once per SIMD target (this file includes itself
+// through foreach_target.h) and dispatched at runtime.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/cpu/simd.cc"
+#include "ops/cpu/simd.h"
+
+#include "base/half.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dllm {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+void RmsNormRowImpl(const float* x, const float* w, int64_t C, float eps,
+                    float* y) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * N <= C; i += 2 * N) {
+    auto a = hn::LoadU(d, x + i), b = hn::LoadU(d, x + i + N);
+    acc0 = hn::MulAdd(a, a, acc0);
+    acc1 = hn::MulAdd(b, b, acc1);
+  }
+  for (; i + N <= C; i += N) {
+    auto a = hn::LoadU(d, x + i);
+    acc0 = hn::MulAdd(a, a, acc0);
+  }
+  float ss = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+  for (; i < C; ++i) ss += x[i] * x[i];
+  const float r = 1.0f / std::sqrt(ss / float(C) + eps);
+  const auto vr = hn::Set(d, r);
+  i = 0;
+  for (; i + N <= C; i += N)
+    hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, x + i), vr), hn::LoadU(d, w + i)),
+               d, y + i);
+  for (; i < C; ++i) y[i] = x[i] * r * w[i];
+}
+
+void RopeRowImpl(float* v, int64_t half, const float* cos, const float* sin) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= half; i += N) {
+    auto a = hn::LoadU(d, v + i), b = hn::LoadU(d, v + half + i);
+    auto c = hn::LoadU(d, cos + i), s = hn::LoadU(d, sin + i);
+    hn::StoreU(hn::NegMulAdd(b, s, hn::Mul(a, c)), d, v + i);
+    hn::StoreU(hn::MulAdd(a, s, hn::Mul(b, c)), d, v + half + i);
+  }
+  for (; i < half; ++i) {
+    float a = v[i], b = v[half + i];
+    v[i] = a * cos[i] - b * sin[i];
+    v[half + i] = b * cos[i] + a * sin[i];
+  }
+}
+
+void SwiGLUImpl(const float* gate, const float* up, int64_t n, float* out) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  const auto one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto g = hn::LoadU(d, gate + i);
+    auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(g))));
+    hn::StoreU(hn::Mul(hn::Mul(g, sig), hn::LoadU(d, up + i)), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void AddImpl(float* y, const float* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Add(hn::LoadU(d, y + i), hn::LoadU(d, x + i)), d, y + i);
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+void Bf16ToF32Impl(const uint16_t* src, int64_t n, float* dst) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<uint16_t, decltype(df)> du16;
+  const hn::Rebind<uint32_t, decltype(df)> du32;
+  const int64_t N = hn::Lanes(df);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto w = hn::PromoteTo(du32, hn::LoadU(du16, src + i));
+    hn::StoreU(hn::BitCast(df, hn::ShiftLeft<16>(w)), df, dst + i);
+  }
+  for (; i < n; ++i) {
+    uint32_t u = uint32_t(src[i]) << 16;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    dst[i] = f;
+  }
+}
+
+void F16ToF32Impl(const uint16_t* src, int64_t n, float* dst) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const int64_t N = hn::Lanes(df);
+  int64_t i = 0;
+  const hwy::float16_t* h = reinterpret_cast<const hwy::float16_t*>(src);
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, h + i)), df, dst + i);
+  for (; i < n; ++i) dst[i] = F16ToF32(src[i]);
+}
+
+float ScaledSoftmaxImpl(float* row, int64_t n, float scale) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  const auto vs = hn::Set(d, scale);
+  auto vmax = hn::Set(d, -INFINITY);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto x = hn::Mul(hn::LoadU(d, row + i), vs);
+    hn::StoreU(x, d, row + i);
+    vmax = hn::Max(vmax, x);
+  }
+  float mx = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  for (; i < n; ++i) {
+    row[i] *= scale;
+    mx = std::max(mx, row[i]);
+  }
+  if (mx == -INFINITY) return -INFINITY;  // every entry masked
+  const auto vm = hn::Set(d, mx);
+  auto vsum = hn::Zero(d);
+  i = 0;
+  for (; i + N <= n; i += N) {
+    auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, row + i), vm));
+    hn::StoreU(e, d, row + i);
+    vsum = hn::Add(vsum, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+  for (; i < n; ++i) sum += (row[i] = std::exp(row[i] - mx));
+  const auto vinv = hn::Set(d, 1.0f / sum);
+  i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Mul(hn::LoadU(d, row + i), vinv), d, row + i);
+  for (; i < n; ++i) row[i] /= sum;
+  return mx + std::log(sum);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dllm
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace dllm::cpu {
+
+HWY_EXPORT(RmsNormRowImpl);
+HWY_EXPORT(RopeRowImpl);
+HWY_EXPORT(SwiGLUImpl);
+HWY_EXPORT(AddImpl);
+HWY_EXPORT(Bf16ToF32Impl);
+HWY_EXPORT(F16ToF32Impl);
+HWY_EXPORT(ScaledSoftmaxImpl);
+
+void RmsNormRow(const float* x, const float* w, int64_t C, float eps,
+                float* y) {
+  HWY_DYNAMIC_DISPATCH(RmsNormRowImpl)(x, w, C, eps, y);
+}
+void RopeRow(float* v, int64_t half, const float* cos, const float* sin) {
+  HWY_DYNAMIC_DISPATCH(RopeRowImpl)(v, half, cos, sin);
+}
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(SwiGLUImpl)(gate, up, n, out);
+}
+void Add(float* y, const float* x, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(AddImpl)(y, x, n);
+}
+void Bf16ToF32(const uint16_t* src, int64_t n, float* dst) {
+  HWY_DYNAMIC_DISPATCH(Bf16ToF32Impl)(src, n, dst);
+}
+void F16ToF32(const uint16_t* src, int64_t n, float* dst) {
+  HWY_DYNAMIC_DISPATCH(F16ToF32Impl)(src, n, dst);
+}
+float ScaledSoftmax(float* row, int64_t n, float scale) {
+  return HWY_DYNAMIC_DISPATCH(ScaledSoftmaxImpl)(row, n, scale);
+}
+
+std::vector<int64_t> SimdTargets() {
+  return hwy::SupportedAndGeneratedTargets();
+}
+void ForceSimdTarget(int64_t target) {
+  hwy::SetSupportedTargetsForTest(target);
+}
+const char* SimdTargetName(int64_t target) { return hwy::TargetName(target); }
+
+}  // namespace dllm::cpu
+#endif  // HWY_ONCE

@@ -1,0 +1,62 @@
+// Kernels that know nothing of models. This header is the backend-neutral
+// interface the model calls; ops/cpu implements it today (Highway SIMD for
+// elementwise work, OpenBLAS sgemm for matmuls, all on the one thread pool),
+// ops/ref holds the plain scalar twins that tests use as the oracle.
+// Activations are fp32, row-major; accumulation is fp32.
+#pragma once
+
+#include <cstdint>
+
+#include "base/dtype.h"
+
+namespace dllm::ops {
+
+// A weight matrix as stored: (rows, cols) row-major, F32, BF16 or F16, used
+// in place (nothing converted ahead of time).
+struct Matrix {
+  DType dtype = DType::kF32;
+  const void* data = nullptr;
+  int64_t rows = 0;  // N: output features
+  int64_t cols = 0;  // K: input features
+};
+
+// Shape of one attention call. q: (B, T, n_heads*head_dim); k, v:
+// (B, T, n_kv_heads*head_dim); out like q. Query head h reads kv head
+// h / (n_heads / n_kv_heads).
+struct AttentionShape {
+  int64_t B = 1, T = 1, n_heads = 1, n_kv_heads = 1, head_dim = 1;
+  bool causal = false;
+};
+
+// y (M, N) = x (M, K) * w^T (+ bias (N) if given).
+void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
+              const float* bias = nullptr);
+
+// y (M, C) = x / sqrt(mean(x^2) + eps) * weight, per row. y may alias x.
+void RmsNorm(const float* x, const float* weight, int64_t M, int64_t C,
+             float eps, float* y);
+
+// Rotary embedding, rotate-half form, in place on x (T rows of n_heads heads,
+// rows `row_stride` floats apart). cos/sin: (T, head_dim/2), already gathered
+// for each row's position.
+void Rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
+          int64_t row_stride, const float* cos, const float* sin);
+
+// Softmax attention with scale 1/sqrt(head_dim). key_mask (B, T): 1 = key may
+// be attended to; nullptr = all. A query with no visible key gets zeros.
+void Attention(const float* q, const float* k, const float* v,
+               const AttentionShape& s, const uint8_t* key_mask, float* out);
+
+// out (n) = silu(gate) * up. out may alias gate or up.
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
+
+// y += x.
+void AddInPlace(float* y, const float* x, int64_t n);
+
+// Converts n stored values (F32, BF16 or F16) to fp32.
+void ToF32(DType dtype, const void* src, int64_t n, float* dst);
+
+// In-place softmax of one row; returns log of the normaliser (logsumexp).
+float SoftmaxInPlace(float* x, int64_t n);
+
+}  // namespace dllm::ops

@@ -1,0 +1,131 @@
+#include "ops/ref/ref.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/error.h"
+#include "base/half.h"
+
+namespace dllm::ops::ref {
+
+namespace {
+float Load(DType t, const void* p, int64_t i) {
+  switch (t) {
+    case DType::kF32:
+      return static_cast<const float*>(p)[i];
+    case DType::kBF16:
+      return Bf16ToF32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kF16:
+      return F16ToF32(static_cast<const uint16_t*>(p)[i]);
+    default:
+      Fail("ToF32: unsupported dtype ", DTypeName(t));
+  }
+}
+}  // namespace
+
+void ToF32(DType dtype, const void* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = Load(dtype, src, i);
+}
+
+void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
+              const float* bias) {
+  const int64_t N = w.rows, K = w.cols;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double acc = bias ? bias[n] : 0.0;
+      for (int64_t k = 0; k < K; ++k)
+        acc += double(x[m * K + k]) * Load(w.dtype, w.data, n * K + k);
+      y[m * N + n] = float(acc);
+    }
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t M, int64_t C,
+             float eps, float* y) {
+  for (int64_t m = 0; m < M; ++m) {
+    double ss = 0;
+    for (int64_t c = 0; c < C; ++c) ss += double(x[m * C + c]) * x[m * C + c];
+    float r = float(1.0 / std::sqrt(ss / C + eps));
+    for (int64_t c = 0; c < C; ++c) y[m * C + c] = x[m * C + c] * r * weight[c];
+  }
+}
+
+void Rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
+          int64_t row_stride, const float* cos, const float* sin) {
+  const int64_t half = head_dim / 2;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + t * row_stride + h * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        float a = v[i], b = v[i + half];
+        float c = cos[t * half + i], s = sin[t * half + i];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+      }
+    }
+}
+
+void Attention(const float* q, const float* k, const float* v,
+               const AttentionShape& s, const uint8_t* key_mask, float* out) {
+  const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
+  const double scale = 1.0 / std::sqrt(double(hd));
+  std::vector<double> w(T);
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.n_heads; ++h) {
+      const int64_t kh = h / group;
+      for (int64_t i = 0; i < T; ++i) {
+        const float* qi = q + (b * T + i) * qs + h * hd;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < T; ++j) {
+          bool visible =
+              (!key_mask || key_mask[b * T + j]) && (!s.causal || j <= i);
+          if (!visible) {
+            w[j] = -INFINITY;
+            continue;
+          }
+          const float* kj = k + (b * T + j) * kvs + kh * hd;
+          double dot = 0;
+          for (int64_t d = 0; d < hd; ++d) dot += double(qi[d]) * kj[d];
+          w[j] = dot * scale;
+          mx = std::max(mx, w[j]);
+        }
+        float* o = out + (b * T + i) * qs + h * hd;
+        if (mx == -INFINITY) {
+          for (int64_t d = 0; d < hd; ++d) o[d] = 0;
+          continue;
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < T; ++j) sum += (w[j] = std::exp(w[j] - mx));
+        for (int64_t d = 0; d < hd; ++d) {
+          double acc = 0;
+          for (int64_t j = 0; j < T; ++j)
+            if (w[j] > 0) acc += w[j] * v[(b * T + j) * kvs + kh * hd + d];
+          o[d] = float(acc / sum);
+        }
+      }
+    }
+}
+
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    double g = gate[i];
+    out[i] = float(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+}
+
+void AddInPlace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+float SoftmaxInPlace(float* x, int64_t n) {
+  double mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, double(x[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = float(std::exp(double(x[i]) - mx) / sum);
+  return float(mx + std::log(sum));
+}
+
+}  // namespace dllm::ops::ref

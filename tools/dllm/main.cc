@@ -1,0 +1,83 @@
+// dllm: the command-line tool. Each subcommand lives in its own cmd_*.cc and
+// registers itself; this file only dispatches and turns errors into messages.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "base/error.h"
+#include "command.h"
+
+namespace dllm::cli {
+
+std::vector<Command>& MutableCommands() {
+  static std::vector<Command> commands;
+  return commands;
+}
+bool RegisterCommand(const Command& cmd) {
+  MutableCommands().push_back(cmd);
+  return true;
+}
+const std::vector<Command>& Commands() { return MutableCommands(); }
+
+}  // namespace dllm::cli
+
+namespace {
+
+void PrintUsage(FILE* f) {
+  std::fprintf(
+      f,
+      "dllm: an engine for masked-diffusion language models\n\n"
+      "usage: dllm COMMAND [options]   (dllm COMMAND --help for details)\n\n"
+      "commands:\n");
+  for (const auto& c : dllm::cli::Commands())
+    std::fprintf(f, "  %-20s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    PrintUsage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  // Longest match first, so "tokenizer train" wins over "tokenizer".
+  const dllm::cli::Command* best = nullptr;
+  int best_words = 0;
+  for (const auto& c : dllm::cli::Commands()) {
+    std::string name = c.name;
+    int words = 0;
+    size_t pos = 0;
+    bool ok = true;
+    while (ok && pos <= name.size()) {
+      size_t sp = name.find(' ', pos);
+      std::string w = name.substr(
+          pos, sp == std::string::npos ? std::string::npos : sp - pos);
+      ok = 1 + words < argc && w == argv[1 + words];
+      if (ok) ++words;
+      if (sp == std::string::npos) break;
+      pos = sp + 1;
+    }
+    if (ok && words > best_words) {
+      best = &c;
+      best_words = words;
+    }
+  }
+  if (!best) {
+    std::fprintf(stderr, "dllm: unknown command '%s'\n\n", argv[1]);
+    PrintUsage(stderr);
+    return 2;
+  }
+  try {
+    return best->run(argc - best_words, argv + best_words);
+  } catch (const dllm::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -2,12 +2,13 @@
 // through foreach_target.h) and dispatched at runtime.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/cpu/simd.cc"
-#include "ops/cpu/simd.h"
-
-#include "base/half.h"
-#include "hwy/contrib/math/math-inl.h"
+// clang-format off
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+// clang-format on
+#include "base/half.h"
+#include "ops/cpu/simd.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace dllm {

@@ -60,3 +60,19 @@ void ToF32(DType dtype, const void* src, int64_t n, float* dst);
 float SoftmaxInPlace(float* x, int64_t n);
 
 }  // namespace dllm::ops
+
+namespace dllm::ops {
+
+// Fused reductions over one row of logits, for samplers: never a full sort.
+struct RowStats {
+  int32_t argmax = 0;     // first index of the largest value
+  float max = 0;          // largest value
+  float second = 0;       // second-largest value (-inf for a row of one)
+  float log_norm = 0;     // log sum exp (softmax normaliser)
+  float entropy = 0;      // -sum p log p of softmax(row), in nats
+};
+
+// Stats of softmax(x). Values of -inf are allowed (banned tokens).
+RowStats ComputeRowStats(const float* x, int64_t n);
+
+}  // namespace dllm::ops

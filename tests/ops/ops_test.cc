@@ -161,6 +161,28 @@ TEST(Ops, Softmax) {
   });
 }
 
+TEST(Ops, RowStats) {
+  ForEachTargetAndThreads([] {
+    for (int n : {1, 2, 7, 17, 1000, 32001}) {
+      auto x = Random(size_t(n), 16, 3.0f);
+      if (n > 5) x[3] = -INFINITY;  // a banned token
+      if (n > 20) x[11] = x[17] = 50.0f;  // a tie for the max: first index wins
+      ops::RowStats got = ops::ComputeRowStats(x.data(), n);
+      ops::RowStats want = ops::ref::ComputeRowStats(x.data(), n);
+      EXPECT_EQ(got.argmax, want.argmax) << n;
+      EXPECT_EQ(got.max, want.max);
+      EXPECT_EQ(got.second, want.second);
+      EXPECT_NEAR(got.log_norm, want.log_norm, 1e-4f * (1 + std::fabs(want.log_norm)));
+      EXPECT_NEAR(got.entropy, want.entropy, 1e-4f * (1 + want.entropy));
+      if (n > 20) {
+        EXPECT_EQ(got.argmax, 11);
+        EXPECT_EQ(got.second, 50.0f);
+        EXPECT_NEAR(got.entropy, std::log(2.0f), 1e-3f);  // two equal peaks dominate
+      }
+    }
+  });
+}
+
 TEST(Ops, Attention) {
   ForEachTargetAndThreads([] {
     struct Case {

@@ -144,6 +144,61 @@ float ScaledSoftmaxImpl(float* row, int64_t n, float scale) {
   return mx + std::log(sum);
 }
 
+
+void RowStatsImpl(const float* x, int64_t n, int32_t* argmax, float* out /* max, second, log_norm, entropy */) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  const auto ninf = hn::Set(d, -INFINITY);
+  auto vmax = ninf;
+  int64_t i = 0;
+  for (; i + N <= n; i += N) vmax = hn::Max(vmax, hn::LoadU(d, x + i));
+  float mx = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  // Second pass: how many equal the max, and the largest value below it.
+  const auto vm = hn::Set(d, mx);
+  auto below = ninf;
+  size_t ties = 0;
+  i = 0;
+  for (; i + N <= n; i += N) {
+    auto v = hn::LoadU(d, x + i);
+    auto eq = hn::Eq(v, vm);
+    ties += hn::CountTrue(d, eq);
+    below = hn::Max(below, hn::IfThenElse(eq, ninf, v));
+  }
+  float second = hn::GetLane(hn::MaxOfLanes(d, below));
+  for (; i < n; ++i) {
+    if (x[i] == mx) ++ties;
+    else second = std::max(second, x[i]);
+  }
+  if (ties >= 2) second = mx;
+  int64_t am = 0;
+  while (am < n && x[am] != mx) ++am;
+  // Third pass: z = sum e^(x - max) and sum e^(x - max) (x - max), for the
+  // normaliser and the entropy. Differences are clamped so that -inf
+  // entries (banned tokens) add exactly nothing.
+  const auto lo = hn::Set(d, -104.0f);
+  auto vz = hn::Zero(d), vzl = hn::Zero(d);
+  i = 0;
+  for (; i + N <= n; i += N) {
+    auto dd = hn::Max(hn::Sub(hn::LoadU(d, x + i), vm), lo);
+    auto e = hn::Exp(d, dd);
+    vz = hn::Add(vz, e);
+    vzl = hn::MulAdd(e, dd, vzl);
+  }
+  double z = hn::GetLane(hn::SumOfLanes(d, vz)), zl = hn::GetLane(hn::SumOfLanes(d, vzl));
+  for (; i < n; ++i) {
+    float dd = std::max(x[i] - mx, -104.0f);
+    float e = std::exp(dd);
+    z += e;
+    zl += double(e) * dd;
+  }
+  *argmax = int32_t(am);
+  out[0] = mx;
+  out[1] = second;
+  out[2] = float(mx + std::log(z));
+  out[3] = float(std::log(z) - zl / z);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace dllm
 HWY_AFTER_NAMESPACE();
@@ -158,6 +213,7 @@ HWY_EXPORT(AddImpl);
 HWY_EXPORT(Bf16ToF32Impl);
 HWY_EXPORT(F16ToF32Impl);
 HWY_EXPORT(ScaledSoftmaxImpl);
+HWY_EXPORT(RowStatsImpl);
 
 void RmsNormRow(const float* x, const float* w, int64_t C, float eps,
                 float* y) {
@@ -180,6 +236,10 @@ void F16ToF32(const uint16_t* src, int64_t n, float* dst) {
 }
 float ScaledSoftmax(float* row, int64_t n, float scale) {
   return HWY_DYNAMIC_DISPATCH(ScaledSoftmaxImpl)(row, n, scale);
+}
+
+void RowStats(const float* x, int64_t n, int32_t* argmax, float* out) {
+  HWY_DYNAMIC_DISPATCH(RowStatsImpl)(x, n, argmax, out);
 }
 
 std::vector<int64_t> SimdTargets() {

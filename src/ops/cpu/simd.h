@@ -17,6 +17,10 @@ void F16ToF32(const uint16_t* src, int64_t n, float* dst);
 // softmax(scale*row). Returns the log normaliser of the scaled row.
 float ScaledSoftmax(float* row, int64_t n, float scale);
 
+// Softmax statistics of one row: argmax, and out = {max, second max,
+// log-sum-exp, entropy}.
+void RowStats(const float* x, int64_t n, int32_t* argmax, float* out);
+
 // Testing: the Highway targets compiled in and available on this CPU, and a
 // way to force one (0 restores the best).
 std::vector<int64_t> SimdTargets();

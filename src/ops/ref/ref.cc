@@ -129,3 +129,33 @@ float SoftmaxInPlace(float* x, int64_t n) {
 }
 
 }  // namespace dllm::ops::ref
+
+namespace dllm::ops::ref {
+
+RowStats ComputeRowStats(const float* x, int64_t n) {
+  RowStats s;
+  s.max = -INFINITY;
+  s.second = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) {
+    if (x[i] > s.max) {
+      s.second = s.max;
+      s.max = x[i];
+      s.argmax = int32_t(i);
+    } else if (x[i] > s.second) {
+      s.second = x[i];
+    }
+  }
+  double z = 0, zl = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (x[i] == -INFINITY) continue;
+    double d = double(x[i]) - s.max;
+    double e = std::exp(d);
+    z += e;
+    zl += e * d;
+  }
+  s.log_norm = float(s.max + std::log(z));
+  s.entropy = float(std::log(z) - zl / z);
+  return s;
+}
+
+}  // namespace dllm::ops::ref

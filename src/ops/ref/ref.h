@@ -20,3 +20,7 @@ void ToF32(DType dtype, const void* src, int64_t n, float* dst);
 float SoftmaxInPlace(float* x, int64_t n);
 
 }  // namespace dllm::ops::ref
+
+namespace dllm::ops::ref {
+RowStats ComputeRowStats(const float* x, int64_t n);
+}  // namespace dllm::ops::ref

@@ -1,0 +1,131 @@
+#include "generate/choose.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "base/rng.h"
+#include "ops/ops.h"
+
+namespace dllm::gen {
+
+uint64_t RandomStream(RandomTag tag, int step, int position) {
+  return Mix64((uint64_t(tag) << 56) ^ (uint64_t(uint32_t(step)) << 28) ^
+               uint64_t(uint32_t(position)));
+}
+
+namespace {
+
+bool IsLLaDAOrder(Order o) {
+  return o == Order::kLowConfidence || o == Order::kRandom;
+}
+
+// Dream's top-p: keep the smallest prefix of tokens sorted by probability
+// whose mass reaches top_p (the token that crosses it stays).
+void TopPFilter(float* row, int V, double top_p, std::vector<float>& scratch) {
+  ops::RowStats st = ops::ComputeRowStats(row, V);
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  double cum = 0;
+  bool cut = false;
+  for (int32_t i : idx) {
+    if (cut) {
+      row[i] = -INFINITY;
+      continue;
+    }
+    cum += std::exp(double(row[i]) - st.log_norm);
+    if (cum > top_p) cut = true;  // this token stays; every later one goes
+  }
+  (void)scratch;
+}
+
+// Dream's top-k: drop every logit below the k-th largest.
+void TopKFilter(float* row, int V, int k, std::vector<float>& scratch) {
+  if (k >= V) return;
+  scratch.assign(row, row + V);
+  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(),
+                   std::greater<float>());
+  const float kth = scratch[size_t(k - 1)];
+  for (int v = 0; v < V; ++v)
+    if (row[v] < kth) row[v] = -INFINITY;
+}
+
+}  // namespace
+
+Choice ChooseToken(float* row, int V, const GenerateOptions& opt,
+                   const std::vector<int32_t>& eos_ids, int step, int position,
+                   std::vector<float>& scratch) {
+  if (opt.ban_eos)
+    for (int32_t e : eos_ids)
+      if (e >= 0 && e < V) row[e] = -INFINITY;
+  Choice c;
+  const uint64_t seed = opt.seed;
+  if (IsLLaDAOrder(opt.order)) {
+    // LLaDA: x0 = argmax(logits + T * Gumbel) in double precision; the
+    // confidence is the probability of x0 under the unfiltered softmax.
+    ops::RowStats st = ops::ComputeRowStats(row, V);
+    c.token = st.argmax;
+    if (opt.temperature > 0) {
+      const uint64_t stream = RandomStream(kGumbel, step, position);
+      double best = -INFINITY;
+      for (int v = 0; v < V; ++v) {
+        if (row[v] == -INFINITY) continue;
+        double u = RandomUniform(seed, stream, uint64_t(v));
+        double score =
+            double(row[v]) - opt.temperature * std::log(-std::log(u));
+        if (score > best) best = score, c.token = v;
+      }
+    }
+    c.entropy = st.entropy;
+    if (opt.order == Order::kRandom)
+      c.confidence = float(
+          RandomUniform(seed, RandomStream(kRandomOrder, step, position), 0));
+    else
+      c.confidence = float(std::exp(double(row[c.token]) - st.log_norm));
+  } else {
+    // Dream: temperature, then top-p, then top-k, then softmax.
+    if (opt.temperature > 0) {
+      const float inv = float(1.0 / opt.temperature);
+      for (int v = 0; v < V; ++v) row[v] *= inv;
+    }
+    if (opt.top_p < 1.0) TopPFilter(row, V, opt.top_p, scratch);
+    if (opt.top_k > 0) TopKFilter(row, V, opt.top_k, scratch);
+    ops::RowStats st = ops::ComputeRowStats(row, V);
+    c.token = st.argmax;
+    if (opt.temperature > 0) {
+      // Inverse CDF of the filtered distribution.
+      double u =
+          RandomUniform(seed, RandomStream(kCategorical, step, position), 0);
+      double cum = 0;
+      for (int v = 0; v < V; ++v) {
+        if (row[v] == -INFINITY) continue;
+        cum += std::exp(double(row[v]) - st.log_norm);
+        c.token = v;
+        if (cum > u) break;
+      }
+    }
+    const double p_tok = std::exp(double(row[c.token]) - st.log_norm);
+    c.entropy = st.entropy;
+    switch (opt.order) {
+      case Order::kTopkMargin:
+        c.confidence = float(std::exp(double(st.max) - st.log_norm) -
+                             std::exp(double(st.second) - st.log_norm));
+        break;
+      case Order::kEntropy:
+        c.confidence = -st.entropy;
+        break;
+      default:  // maskgit_plus, origin
+        c.confidence = float(p_tok);
+    }
+  }
+  if (opt.eos_last)
+    for (int32_t e : eos_ids)
+      if (c.token == e)
+        c.confidence -=
+            1e4f;  // after every other choice, still above "not masked"
+  return c;
+}
+
+}  // namespace dllm::gen

@@ -242,8 +242,22 @@ std::vector<GenerateResult> Generate(
         --b;  // re-examine this sequence in its new block
         continue;
       }
+      // Dream's count depends only on how many are masked: a step that
+      // would commit none needs no forward pass.
+      if (sched == Schedule::kTimesteps && opt.order != Order::kOrigin &&
+          gen::DreamTransferCount(CountMasked(c, c.prompt_len, c.block_end),
+                                  st.steps_in_block, st.steps_per_block,
+                                  timesteps) == 0) {
+        ++st.steps_in_block, ++c.steps_done;
+        --b;
+        continue;
+      }
       active.push_back(b);
-      for (int i = c.block_begin; i < c.block_end; ++i)
+      // Candidates: every masked position up to the block's end. Earlier
+      // blocks are normally complete, but a position whose choice was the
+      // mask token itself stays masked and competes again (as in LLaDA's
+      // and Dream's reference code).
+      for (int i = c.prompt_len; i < c.block_end; ++i)
         if (c.masked[size_t(i)]) cand_pos.push_back(i), cand_seq.push_back(b);
     }
     if (active.empty()) break;
@@ -303,6 +317,8 @@ std::vector<GenerateResult> Generate(
           for (int v = 0; v < V; ++v)
             row[v] = un[v] + float(w + 1) * (row[v] - un[v]);
         }
+        // Adaptive schedules must make progress: [MASK] is never a choice.
+        if (!FixedSchedule(sched)) row[mask_id] = -INFINITY;
         const Canvas& c = canvases[size_t(cand_seq[k])];
         choices[k] = gen::ChooseToken(row, V, opt, eos, c.steps_done,
                                       cand_pos[k], scratch);
@@ -348,7 +364,7 @@ std::vector<GenerateResult> Generate(
             break;
           case Schedule::kTimesteps:
             n = gen::DreamTransferCount(
-                CountMasked(c, c.block_begin, c.block_end), st.steps_in_block,
+                CountMasked(c, c.prompt_len, c.block_end), st.steps_in_block,
                 st.steps_per_block, timesteps);
             break;
           case Schedule::kThreshold:
@@ -395,6 +411,7 @@ std::vector<GenerateResult> Generate(
       for (int j : pick) {
         const int p = cand_pos[k0 + size_t(j)];
         c.ids[size_t(p)] = choices[k0 + size_t(j)].token;
+        if (c.ids[size_t(p)] == mask_id) continue;  // chose [MASK]: stays masked
         c.masked[size_t(p)] = 0;
         c.confidence[size_t(p)] = choices[k0 + size_t(j)].confidence;
         committed[size_t(b)].push_back(p);

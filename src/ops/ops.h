@@ -65,14 +65,46 @@ namespace dllm::ops {
 
 // Fused reductions over one row of logits, for samplers: never a full sort.
 struct RowStats {
-  int32_t argmax = 0;     // first index of the largest value
-  float max = 0;          // largest value
-  float second = 0;       // second-largest value (-inf for a row of one)
-  float log_norm = 0;     // log sum exp (softmax normaliser)
-  float entropy = 0;      // -sum p log p of softmax(row), in nats
+  int32_t argmax = 0;  // first index of the largest value
+  float max = 0;       // largest value
+  float second = 0;    // second-largest value (-inf for a row of one)
+  float log_norm = 0;  // log sum exp (softmax normaliser)
+  float entropy = 0;   // -sum p log p of softmax(row), in nats
 };
 
 // Stats of softmax(x). Values of -inf are allowed (banned tokens).
 RowStats ComputeRowStats(const float* x, int64_t n);
+
+}  // namespace dllm::ops
+
+// Backward passes (training). Gradients are accumulated with +=, as in
+// llm.c; shapes as in the forward functions above.
+namespace dllm::ops {
+
+// For y = x w^T + b: dx (M, K) += dy w; dw (N, K) += dy^T x; db (N) += sum
+// of dy's rows. w must be F32. Any of dx, dw, db may be null.
+void MatMulBackward(const float* x, int64_t M, const Matrix& w, const float* dy,
+                    float* dx, float* dw, float* db);
+
+// For y = rmsnorm(x) * weight: dx (M, C) += ..., dweight (C) += ...
+void RmsNormBackward(const float* x, const float* weight, int64_t M, int64_t C,
+                     float eps, const float* dy, float* dx, float* dweight);
+
+// dq, dk, dv += gradients of Attention() given dout; recomputes the
+// probabilities instead of storing them.
+void AttentionBackward(const float* q, const float* k, const float* v,
+                       const AttentionShape& s, const uint8_t* key_mask,
+                       const float* dout, float* dq, float* dk, float* dv);
+
+// For out = silu(gate) * up: dgate += ..., dup += ...
+void SwiGLUBackward(const float* gate, const float* up, const float* dout,
+                    int64_t n, float* dgate, float* dup);
+
+// Cross-entropy of `rows` rows of logits (rows, V) against `targets`, each
+// row's loss multiplied by weights[r]. Returns the weighted sum of losses;
+// overwrites the logits with their gradient (softmax - onehot) * weight.
+double CrossEntropyForwardBackward(float* logits, int64_t rows, int64_t V,
+                                   const int32_t* targets,
+                                   const float* weights);
 
 }  // namespace dllm::ops

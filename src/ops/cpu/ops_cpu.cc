@@ -194,4 +194,171 @@ void Attention(const float* q, const float* k, const float* v,
   });
 }
 
+// ---- Backward passes -------------------------------------------------------
+
+void MatMulBackward(const float* x, int64_t M, const Matrix& w, const float* dy,
+                    float* dx, float* dw, float* db) {
+  EnsureBlasSingleThreaded();
+  DLLM_CHECK(w.dtype == DType::kF32, "training needs F32 weights, got ",
+             DTypeName(w.dtype));
+  const int64_t N = w.rows, K = w.cols;
+  if (M == 0) return;
+  const float* W = static_cast<const float*>(w.data);
+  const int64_t nt = Pool().size();
+  // dw/db split over rows of w, dx over its columns: no two tasks write the
+  // same memory.
+  const int64_t nchunks =
+      std::max<int64_t>(1, std::min<int64_t>(nt, (N + 15) / 16));
+  const int64_t nper = ((N + nchunks - 1) / nchunks + 15) / 16 * 16;
+  const int64_t kchunks =
+      std::max<int64_t>(1, std::min<int64_t>(nt, (K + 15) / 16));
+  const int64_t kper = ((K + kchunks - 1) / kchunks + 15) / 16 * 16;
+  const bool do_w = dw || db;
+  const size_t tasks = size_t((do_w ? nchunks : 0) + (dx ? kchunks : 0));
+  Pool().Run(tasks, [&](size_t t, int) {
+    int64_t c = int64_t(t);
+    if (do_w && c < nchunks) {
+      const int64_t n0 = c * nper, n1 = std::min(N, n0 + nper);
+      if (n0 >= n1) return;
+      if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(n1 - n0),
+                    int(K), int(M), 1.0f, dy + n0, int(N), x, int(K), 1.0f,
+                    dw + n0 * K, int(K));
+      if (db)
+        for (int64_t m = 0; m < M; ++m)
+          cpu::Add(db + n0, dy + m * N + n0, n1 - n0);
+      return;
+    }
+    if (do_w) c -= nchunks;
+    const int64_t k0 = c * kper, k1 = std::min(K, k0 + kper);
+    if (k0 >= k1) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(M), int(k1 - k0),
+                int(N), 1.0f, dy, int(N), W + k0, int(K), 1.0f, dx + k0,
+                int(K));
+  });
+}
+
+void RmsNormBackward(const float* x, const float* weight, int64_t M, int64_t C,
+                     float eps, const float* dy, float* dx, float* dweight) {
+  const int nt = Pool().size();
+  // Per-thread partial sums of dweight, added up at the end.
+  std::vector<float> partial(size_t(nt) * size_t(C), 0.0f);
+  ParallelFor(size_t(M), 4, [&](size_t b, size_t e, int thread) {
+    float* pw = partial.data() + size_t(thread) * size_t(C);
+    for (size_t m = b; m < e; ++m) {
+      const float* xr = x + m * C;
+      const float* g = dy + m * C;
+      float ss = 0, dot = 0;
+      for (int64_t c = 0; c < C; ++c)
+        ss += xr[c] * xr[c], dot += g[c] * weight[c] * xr[c];
+      const float r = 1.0f / std::sqrt(ss / float(C) + eps);
+      const float k = r * r * r / float(C) * dot;
+      for (int64_t c = 0; c < C; ++c) {
+        pw[c] += g[c] * xr[c] * r;
+        if (dx) dx[m * C + c] += r * g[c] * weight[c] - k * xr[c];
+      }
+    }
+  });
+  if (dweight)
+    for (int t = 0; t < nt; ++t)
+      cpu::Add(dweight, partial.data() + size_t(t) * size_t(C), C);
+}
+
+void AttentionBackward(const float* q, const float* k, const float* v,
+                       const AttentionShape& s, const uint8_t* key_mask,
+                       const float* dout, float* dq, float* dk, float* dv) {
+  EnsureBlasSingleThreaded();
+  const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  constexpr int64_t QB = 64;
+  // One task per (sequence, kv head): the query heads sharing a kv head add
+  // into the same dk/dv, so they run in one task.
+  Pool().Run(size_t(s.B * s.n_kv_heads), [&](size_t task, int) {
+    const int64_t b = int64_t(task) / s.n_kv_heads,
+                  kh = int64_t(task) % s.n_kv_heads;
+    thread_local std::vector<float> pbuf, dpbuf;
+    float* P = Scratch(pbuf, size_t(QB * T));
+    float* dP = Scratch(dpbuf, size_t(QB * T));
+    const float* Kh = k + b * T * kvs + kh * hd;
+    const float* Vh = v + b * T * kvs + kh * hd;
+    float* dKh = dk + b * T * kvs + kh * hd;
+    float* dVh = dv + b * T * kvs + kh * hd;
+    const uint8_t* km = key_mask ? key_mask + b * T : nullptr;
+    for (int64_t h = kh * group; h < (kh + 1) * group; ++h)
+      for (int64_t i0 = 0; i0 < T; i0 += QB) {
+        const int64_t qn = std::min(QB, T - i0);
+        const int64_t tk = s.causal ? i0 + qn : T;
+        const float* Q = q + (b * T + i0) * qs + h * hd;
+        const float* dO = dout + (b * T + i0) * qs + h * hd;
+        float* dQ = dq + (b * T + i0) * qs + h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
+                    int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, P, int(tk));
+        for (int64_t r = 0; r < qn; ++r) {
+          float* row = P + r * tk;
+          if (km)
+            for (int64_t j = 0; j < tk; ++j)
+              if (!km[j]) row[j] = -INFINITY;
+          if (s.causal)
+            for (int64_t j = i0 + r + 1; j < tk; ++j) row[j] = -INFINITY;
+          if (cpu::ScaledSoftmax(row, tk, scale) == -INFINITY)
+            std::fill_n(row, tk, 0.0f);
+        }
+        // dP = dO V^T; dS = P (dP - rowsum(P dP)) * scale, stored in dP.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
+                    int(hd), 1.0f, dO, int(qs), Vh, int(kvs), 0.0f, dP,
+                    int(tk));
+        for (int64_t r = 0; r < qn; ++r) {
+          const float* pr = P + r * tk;
+          float* dr = dP + r * tk;
+          float sum = 0;
+          for (int64_t j = 0; j < tk; ++j) sum += pr[j] * dr[j];
+          for (int64_t j = 0; j < tk; ++j)
+            dr[j] = pr[j] * (dr[j] - sum) * scale;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(qn), int(hd),
+                    int(tk), 1.0f, dP, int(tk), Kh, int(kvs), 1.0f, dQ,
+                    int(qs));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(tk), int(hd),
+                    int(qn), 1.0f, dP, int(tk), Q, int(qs), 1.0f, dKh,
+                    int(kvs));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(tk), int(hd),
+                    int(qn), 1.0f, P, int(tk), dO, int(qs), 1.0f, dVh,
+                    int(kvs));
+      }
+  });
+}
+
+void SwiGLUBackward(const float* gate, const float* up, const float* dout,
+                    int64_t n, float* dgate, float* dup) {
+  ParallelFor(size_t(n), size_t(kSerialElems), [&](size_t b, size_t e, int) {
+    for (size_t i = b; i < e; ++i) {
+      const float g = gate[i], sg = 1.0f / (1.0f + std::exp(-g));
+      dup[i] += dout[i] * g * sg;
+      dgate[i] += dout[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+  });
+}
+
+double CrossEntropyForwardBackward(float* logits, int64_t rows, int64_t V,
+                                   const int32_t* targets,
+                                   const float* weights) {
+  const int nt = Pool().size();
+  std::vector<double> partial(size_t(nt), 0.0);
+  ParallelFor(size_t(rows), 1, [&](size_t b, size_t e, int thread) {
+    for (size_t r = b; r < e; ++r) {
+      float* x = logits + r * V;
+      const float w = weights ? weights[r] : 1.0f;
+      const float target_logit = x[targets[r]];
+      const float lse = cpu::ScaledSoftmax(x, V, 1.0f);  // x becomes softmax
+      partial[size_t(thread)] += double(w) * (double(lse) - target_logit);
+      for (int64_t v = 0; v < V; ++v) x[v] *= w;
+      x[targets[r]] -= w;
+    }
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+
 }  // namespace dllm::ops

@@ -159,3 +159,122 @@ RowStats ComputeRowStats(const float* x, int64_t n) {
 }
 
 }  // namespace dllm::ops::ref
+
+namespace dllm::ops::ref {
+
+void MatMulBackward(const float* x, int64_t M, const Matrix& w, const float* dy,
+                    float* dx, float* dw, float* db) {
+  const int64_t N = w.rows, K = w.cols;
+  const float* W = static_cast<const float*>(w.data);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      const double g = dy[m * N + n];
+      if (db) db[n] += float(g);
+      for (int64_t k = 0; k < K; ++k) {
+        if (dx) dx[m * K + k] += float(g * W[n * K + k]);
+        if (dw) dw[n * K + k] += float(g * x[m * K + k]);
+      }
+    }
+}
+
+void RmsNormBackward(const float* x, const float* weight, int64_t M, int64_t C,
+                     float eps, const float* dy, float* dx, float* dweight) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * C;
+    const float* g = dy + m * C;
+    double ss = 0;
+    for (int64_t c = 0; c < C; ++c) ss += double(xr[c]) * xr[c];
+    const double r = 1.0 / std::sqrt(ss / C + eps);
+    double dot = 0;  // sum of dy * w * x
+    for (int64_t c = 0; c < C; ++c) dot += double(g[c]) * weight[c] * xr[c];
+    for (int64_t c = 0; c < C; ++c) {
+      if (dweight) dweight[c] += float(double(g[c]) * xr[c] * r);
+      if (dx)
+        dx[m * C + c] +=
+            float(r * g[c] * weight[c] - r * r * r / C * xr[c] * dot);
+    }
+  }
+}
+
+void AttentionBackward(const float* q, const float* k, const float* v,
+                       const AttentionShape& s, const uint8_t* key_mask,
+                       const float* dout, float* dq, float* dk, float* dv) {
+  const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
+  const double scale = 1.0 / std::sqrt(double(hd));
+  std::vector<double> p(T), dp(T);
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.n_heads; ++h) {
+      const int64_t kh = h / group;
+      for (int64_t i = 0; i < T; ++i) {
+        const float* qi = q + (b * T + i) * qs + h * hd;
+        const float* go = dout + (b * T + i) * qs + h * hd;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < T; ++j) {
+          bool visible =
+              (!key_mask || key_mask[b * T + j]) && (!s.causal || j <= i);
+          if (!visible) {
+            p[j] = -INFINITY;
+            continue;
+          }
+          double dot = 0;
+          for (int64_t d = 0; d < hd; ++d)
+            dot += double(qi[d]) * k[(b * T + j) * kvs + kh * hd + d];
+          p[j] = dot * scale;
+          mx = std::max(mx, p[j]);
+        }
+        if (mx == -INFINITY) continue;  // no visible key: output was zero
+        double sum = 0;
+        for (int64_t j = 0; j < T; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        double pdp = 0;
+        for (int64_t j = 0; j < T; ++j) {
+          p[j] /= sum;
+          double acc = 0;
+          for (int64_t d = 0; d < hd; ++d)
+            acc += double(go[d]) * v[(b * T + j) * kvs + kh * hd + d];
+          dp[j] = acc;
+          pdp += p[j] * acc;
+        }
+        for (int64_t j = 0; j < T; ++j) {
+          if (p[j] == 0) continue;
+          const double ds = p[j] * (dp[j] - pdp) * scale;
+          for (int64_t d = 0; d < hd; ++d) {
+            dq[(b * T + i) * qs + h * hd + d] +=
+                float(ds * k[(b * T + j) * kvs + kh * hd + d]);
+            dk[(b * T + j) * kvs + kh * hd + d] += float(ds * qi[d]);
+            dv[(b * T + j) * kvs + kh * hd + d] += float(p[j] * go[d]);
+          }
+        }
+      }
+    }
+}
+
+void SwiGLUBackward(const float* gate, const float* up, const float* dout,
+                    int64_t n, float* dgate, float* dup) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = gate[i], sg = 1.0 / (1.0 + std::exp(-g));
+    dup[i] += float(dout[i] * g * sg);
+    dgate[i] += float(dout[i] * up[i] * sg * (1.0 + g * (1.0 - sg)));
+  }
+}
+
+double CrossEntropyForwardBackward(float* logits, int64_t rows, int64_t V,
+                                   const int32_t* targets,
+                                   const float* weights) {
+  double total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* x = logits + r * V;
+    const double w = weights ? weights[r] : 1.0;
+    double mx = -INFINITY;
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(x[v]));
+    double z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(x[v] - mx);
+    const double lse = mx + std::log(z);
+    total += w * (lse - x[targets[r]]);
+    for (int64_t v = 0; v < V; ++v)
+      x[v] = float(w * (std::exp(x[v] - lse) - (v == targets[r] ? 1.0 : 0.0)));
+  }
+  return total;
+}
+
+}  // namespace dllm::ops::ref

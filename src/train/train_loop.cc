@@ -1,0 +1,294 @@
+// The training loop: batches, accumulation, clipping, AdamW, validation,
+// checkpoints (atomic, every N steps and at Ctrl-C) and logs.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/mmap_file.h"
+#include "base/timer.h"
+#include "dllm/train_run.h"
+#include "train/checkpoint.h"
+#include "train/data.h"
+
+namespace dllm {
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+bool Exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+struct DataMeta {
+  int64_t vocab_size = 0, train_tokens = 0, val_tokens = 0, train_bytes = 0,
+          val_bytes = 0;
+};
+
+DataMeta ReadDataMeta(const std::string& dir) {
+  const std::string path = dir + "/meta.json";
+  auto j = nlohmann::json::parse(ReadFileToString(path), nullptr, false);
+  DLLM_CHECK(!j.is_discarded() && j.is_object(), path,
+             ": not valid JSON (run `dllm data prepare`)");
+  DataMeta m;
+  auto get = [&](const char* k) {
+    DLLM_CHECK(j.contains(k) && j[k].is_number_integer(), path,
+               ": missing integer '", k, "'");
+    return j[k].get<int64_t>();
+  };
+  m.vocab_size = get("vocab_size");
+  m.train_tokens = get("train_tokens");
+  m.val_tokens = get("val_tokens");
+  m.train_bytes = get("train_bytes");
+  m.val_bytes = get("val_bytes");
+  return m;
+}
+
+std::string Duration(double s) {
+  char buf[32];
+  if (s < 60)
+    std::snprintf(buf, sizeof(buf), "%.0fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", int(s) / 60, int(s) % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%dh%02dm", int(s) / 3600,
+                  (int(s) / 60) % 60);
+  return buf;
+}
+
+void CopyFileIfExists(const std::string& from, const std::string& to) {
+  if (!Exists(from)) return;
+  std::string s = ReadFileToString(from);
+  WriteFileAtomic(to, s.data(), s.size());
+}
+
+}  // namespace
+
+EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
+                         int64_t context, int64_t windows, int64_t grid,
+                         int64_t draws, uint64_t seed) {
+  const DataMeta meta = ReadDataMeta(data_dir);
+  TokenFile val(data_dir + "/val.bin", model.config().vocab_size);
+  const bool ar = model.config().causal;
+  const int64_t T = std::min<int64_t>(context, val.size());
+  const int64_t per_batch = std::min<int64_t>(8, windows);
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t w0 = 0; w0 < windows; w0 += per_batch) {
+    const int64_t B = std::min(per_batch, windows - w0);
+    TrainBatch b;
+    FixedWindows(val, B, T, w0, windows, &b);
+    if (ar) {
+      sum += model.Loss(b, Objective::kAR) * double(B);
+      n += B;
+      continue;
+    }
+    // NELBO: a fixed midpoint grid over t, several mask draws at each.
+    for (int64_t g = 0; g < grid; ++g)
+      for (int64_t d = 0; d < draws; ++d) {
+        MaskAtT(&b, (double(g) + 0.5) / double(grid), seed,
+                g * draws + d + 1000 * w0);
+        sum += model.Loss(b, Objective::kMDM) * double(B);
+        n += B;
+      }
+  }
+  EvalResult r;
+  r.nats_per_token = sum / double(std::max<int64_t>(n, 1));
+  r.tokens = windows * T;
+  const double bytes_per_token =
+      double(meta.val_bytes) / double(std::max<int64_t>(meta.val_tokens, 1));
+  r.bits_per_byte = r.nats_per_token / bytes_per_token / std::log(2.0);
+  return r;
+}
+
+int RunTraining(const TrainRunOptions& o) {
+  const DataMeta meta = ReadDataMeta(o.data_dir);
+  DLLM_CHECK(o.batch >= 1 && o.context >= 2 && o.steps >= 1 && o.accum >= 1,
+             "train: batch, context, steps and accum must be positive");
+  if (mkdir(o.out_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    Fail(o.out_dir, ": cannot create folder: ", std::strerror(errno));
+  const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
+  const std::string csv = o.out_dir + "/train_log.csv";
+  const nlohmann::json run = {{"objective", ObjectiveName(o.objective)},
+                              {"batch", o.batch},
+                              {"context", o.context},
+                              {"steps", o.steps},
+                              {"accum", o.accum},
+                              {"warmup", o.warmup},
+                              {"lr", o.lr},
+                              {"min_lr", o.min_lr},
+                              {"weight_decay", o.weight_decay},
+                              {"clip", o.clip},
+                              {"eps", o.eps},
+                              {"seed", o.seed},
+                              {"train_tokens", meta.train_tokens}};
+
+  // The model: from a checkpoint, a model folder, or fresh.
+  std::unique_ptr<TrainableModel> model;
+  int64_t start = 0;
+  std::unique_ptr<AdamW> opt;
+  if (o.resume) {
+    DLLM_CHECK(Exists(ckpt), ckpt, ": no checkpoint to resume from");
+    CheckpointMeta cm = ReadCheckpointMeta(ckpt);
+    DLLM_CHECK(cm.run_json == run.dump(), ckpt,
+               ": the checkpoint was written with other settings (",
+               cm.run_json, "); resume with the same options");
+    model = std::make_unique<TrainableModel>(
+        ParseModelConfig(cm.config_json, ckpt), o.seed);
+    opt = std::make_unique<AdamW>(
+        model->num_params(),
+        AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});
+    start = LoadCheckpoint(ckpt, *model, *opt).step;
+    std::fprintf(stderr, "train: resuming from %s at step %lld\n", ckpt.c_str(),
+                 (long long)start);
+  } else {
+    if (!o.init_from.empty())
+      model = TrainableModel::Load(o.init_from);
+    else
+      model = std::make_unique<TrainableModel>(o.config, o.seed);
+    opt = std::make_unique<AdamW>(
+        model->num_params(),
+        AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});
+  }
+  const ModelConfig& c = model->config();
+  DLLM_CHECK(c.vocab_size >= meta.vocab_size, o.data_dir,
+             ": the data's vocabulary (", meta.vocab_size,
+             ") is larger than the model's (", c.vocab_size, ")");
+  DLLM_CHECK((o.objective == Objective::kAR) == c.causal, "objective ",
+             ObjectiveName(o.objective), " needs a ",
+             c.causal ? "bidirectional" : "causal", " model");
+  DLLM_CHECK(o.context <= c.max_seq_len, "train: context ", o.context,
+             " exceeds the model's ", c.max_seq_len);
+
+  std::unique_ptr<TokenFile> train;
+  std::unique_ptr<SftData> sft;
+  if (o.objective == Objective::kMDMSFT)
+    sft = std::make_unique<SftData>(o.data_dir, c.vocab_size);
+  else
+    train =
+        std::make_unique<TokenFile>(o.data_dir + "/train.bin", c.vocab_size);
+  const bool have_val =
+      Exists(o.data_dir + "/val.bin") && o.objective != Objective::kMDMSFT;
+
+  std::FILE* log = std::fopen(csv.c_str(), start > 0 ? "a" : "w");
+  DLLM_CHECK(log != nullptr, csv, ": cannot open for writing");
+  if (start == 0)
+    std::fprintf(log,
+                 "step,loss,lr,grad_norm,ms,tokens_per_s,val_nats_per_token,"
+                 "val_bits_per_byte\n");
+
+  std::fprintf(stderr,
+               "train: %s, %s %d layers d=%d heads %d ffn %d vocab %d: %.2fM "
+               "params | batch %lld x %lld "
+               "tokens x %lld accum | %lld steps\n",
+               ObjectiveName(o.objective), ArchName(c.arch), c.n_layers,
+               c.d_model, c.n_heads, c.d_ff, c.vocab_size,
+               double(model->num_params()) / 1e6, (long long)o.batch,
+               (long long)o.context, (long long)o.accum, (long long)o.steps);
+  g_stop = 0;
+  auto old_int = std::signal(SIGINT, OnSignal);
+  auto old_term = std::signal(SIGTERM, OnSignal);
+  const bool tty = isatty(fileno(stderr));
+  Timer wall;
+  int64_t step = start;
+  auto save = [&] {
+    SaveCheckpoint(
+        ckpt, *model, *opt,
+        {step, ObjectiveName(o.objective), ModelConfigToJson(c), run.dump()});
+  };
+  int code = 0;
+  while (step < o.steps) {
+    ++step;
+    Timer t;
+    model->ZeroGrads();
+    double loss = 0;
+    for (int64_t micro = 0; micro < o.accum; ++micro) {
+      TrainBatch b;
+      const int64_t key = (step - 1) * o.accum + micro;
+      if (sft) {
+        SampleSft(*sft, o.batch, o.context, c.eos_token_id, o.seed, key, &b);
+        MaskForMDM(&b, o.seed, key, o.eps, false);
+      } else {
+        SampleWindows(*train, o.batch, o.context, o.seed, key, &b);
+        if (o.objective == Objective::kMDM)
+          MaskForMDM(&b, o.seed, key, o.eps, o.random_length);
+      }
+      loss += model->ForwardBackward(b, o.objective, 1.0f / float(o.accum)) /
+              double(o.accum);
+    }
+    const double norm = ClipGradNorm(*model, o.clip);
+    const double lr = ScheduledLR(step, o.warmup, o.steps, o.lr, o.min_lr);
+    opt->Update(*model, float(lr), step);
+    const double ms = t.Millis();
+    const double tps = double(o.batch * o.context * o.accum) / (ms * 1e-3);
+    double val = NAN, bpb = NAN;
+    const bool eval_now = have_val && o.eval_every > 0 &&
+                          (step % o.eval_every == 0 || step == o.steps);
+    if (eval_now) {
+      EvalResult r =
+          EvaluateModel(*model, o.data_dir, o.context, o.eval_windows,
+                        o.eval_grid, o.eval_draws, o.seed);
+      val = r.nats_per_token, bpb = r.bits_per_byte;
+    }
+    if (step % o.log_every == 0 || step == o.steps || eval_now) {
+      const double eta =
+          wall.Seconds() / double(step - start) * double(o.steps - step);
+      std::fprintf(stderr,
+                   "step %lld/%lld | loss %.4f | lr %.1e | norm %.3f | %.1f ms "
+                   "| %.0f tok/s | eta %s%s",
+                   (long long)step, (long long)o.steps, loss, lr, norm, ms, tps,
+                   Duration(eta).c_str(), eval_now ? "" : "\n");
+      if (eval_now)
+        std::fprintf(stderr, " | val %.4f nats/tok, %.4f bits/byte\n", val,
+                     bpb);
+      if (tty) std::fflush(stderr);
+    }
+    std::fprintf(log, "%lld,%.6f,%.6e,%.6f,%.3f,%.1f,", (long long)step, loss,
+                 lr, norm, ms, tps);
+    if (eval_now)
+      std::fprintf(log, "%.6f,%.6f\n", val, bpb);
+    else
+      std::fprintf(log, ",\n");
+    std::fflush(log);
+    if (!std::isfinite(loss)) {
+      std::fclose(log);
+      Fail("train: the loss became ", loss, " at step ", step,
+           ": lower --lr (the last checkpoint is intact)");
+    }
+    if (o.ckpt_every > 0 && step % o.ckpt_every == 0) save();
+    if (g_stop) {
+      save();
+      std::fprintf(stderr,
+                   "train: interrupted at step %lld; checkpoint saved to %s "
+                   "(continue with --resume)\n",
+                   (long long)step, ckpt.c_str());
+      code = 130;
+      break;
+    }
+  }
+  std::fclose(log);
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (code == 0) {
+    save();
+    model->SaveModel(o.out_dir, o.save_dtype);
+    CopyFileIfExists(o.data_dir + "/tokenizer.json",
+                     o.out_dir + "/tokenizer.json");
+    CopyFileIfExists(o.data_dir + "/tokenizer_config.json",
+                     o.out_dir + "/tokenizer_config.json");
+    std::fprintf(stderr, "train: done in %s; model written to %s\n",
+                 Duration(wall.Seconds()).c_str(), o.out_dir.c_str());
+  }
+  return code;
+}
+
+}  // namespace dllm

@@ -173,6 +173,17 @@ std::vector<GenerateResult> Generate(
   DLLM_CHECK(!prompts.empty(), "generate: no prompts");
   std::vector<int32_t> eos = opt.eos_ids;
   if (eos.empty() && cfg.eos_token_id >= 0) eos.push_back(cfg.eos_token_id);
+  if (cfg.causal) {
+    // An AR model: one token per forward pass, left to right.
+    DLLM_CHECK(opt.gen_length >= 1, "gen length must be at least 1");
+    for (const auto& p : prompts)
+      DLLM_CHECK(int64_t(p.size()) + opt.gen_length <= cfg.max_seq_len,
+                 "prompt (", p.size(),
+                 " tokens) + gen length exceeds the model's context of ",
+                 cfg.max_seq_len);
+    return gen::GenerateAutoregressive(model, prompts, opt, eos, on_step, user,
+                                       stats);
+  }
   const Schedule sched = Resolve(opt);
   const int block_len =
       opt.block_length > 0 ? opt.block_length : opt.gen_length;
@@ -411,7 +422,8 @@ std::vector<GenerateResult> Generate(
       for (int j : pick) {
         const int p = cand_pos[k0 + size_t(j)];
         c.ids[size_t(p)] = choices[k0 + size_t(j)].token;
-        if (c.ids[size_t(p)] == mask_id) continue;  // chose [MASK]: stays masked
+        if (c.ids[size_t(p)] == mask_id)
+          continue;  // chose [MASK]: stays masked
         c.masked[size_t(p)] = 0;
         c.confidence[size_t(p)] = choices[k0 + size_t(j)].confidence;
         committed[size_t(b)].push_back(p);

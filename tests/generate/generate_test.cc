@@ -178,3 +178,40 @@ TEST(Generate, RejectsBadOptions) {
 
 }  // namespace
 }  // namespace dllm
+
+namespace dllm {
+namespace {
+
+// Causal models decode left to right: greedy output equals the argmax of a
+// full forward at each prefix, one token per forward pass, batched or not.
+TEST(Generate, AutoregressiveGreedyIsArgmaxOfPrefix) {
+  test::TempDir dir;
+  ModelConfig c;
+  c.arch = Arch::kLLaDA;
+  c.n_layers = 2, c.d_model = 32, c.n_heads = 4, c.n_kv_heads = 4, c.head_dim = 8;
+  c.d_ff = 48, c.vocab_size = 40, c.max_seq_len = 64, c.rope_theta = 10000;
+  c.mask_token_id = 39, c.eos_token_id = 38, c.causal = true;
+  InitRandomModel(c, dir.path(), "F32", 5, 0.3f);
+  auto m = Model::Load(dir.path());
+  GenerateOptions o;
+  o.gen_length = 6;
+  o.stop_at_eos = false;
+  GenerateStats st;
+  auto r = Generate(*m, {{1, 2, 3}, {4, 5}}, o, nullptr, nullptr, &st);
+  EXPECT_EQ(st.forward_passes, 6);
+  for (size_t s = 0; s < 2; ++s) {
+    std::vector<int32_t> seq = s == 0 ? std::vector<int32_t>{1, 2, 3} : std::vector<int32_t>{4, 5};
+    for (int k = 0; k < 6; ++k) {
+      std::vector<float> logits(seq.size() * 40);
+      ForwardBatch b;
+      b.T = int64_t(seq.size()), b.ids = seq.data();
+      m->Forward(b, logits.data());
+      const float* last = logits.data() + (seq.size() - 1) * 40;
+      seq.push_back(int32_t(std::max_element(last, last + 40) - last));
+    }
+    EXPECT_EQ(r[s].canvas, seq) << s;
+  }
+}
+
+}  // namespace
+}  // namespace dllm

@@ -26,6 +26,8 @@ struct TrainRunOptions {
   bool resume = false;
   bool random_length = true;  // LLaDA's 1% of batches at a random length
   std::string save_dtype = "F32";
+  int64_t stop_after = 0;  // stop (as at Ctrl-C, checkpoint saved) after this
+                           // many steps; 0 = never
 };
 
 // Runs training; returns a process exit code (0 done, 130 interrupted with a
@@ -45,6 +47,7 @@ EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
 
 // Writes token ids as a little-endian uint32 file, atomically (the format
 // of train.bin, val.bin and sft.bin).
-void WriteTokenFile(const std::string& path, const std::vector<int32_t>& tokens);
+void WriteTokenFile(const std::string& path,
+                    const std::vector<int32_t>& tokens);
 
 }  // namespace dllm

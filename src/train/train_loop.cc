@@ -265,6 +265,7 @@ int RunTraining(const TrainRunOptions& o) {
            ": lower --lr (the last checkpoint is intact)");
     }
     if (o.ckpt_every > 0 && step % o.ckpt_every == 0) save();
+    if (o.stop_after > 0 && step - start >= o.stop_after) g_stop = 1;
     if (g_stop) {
       save();
       std::fprintf(stderr,

@@ -64,6 +64,10 @@ int RunTrain(int argc, char** argv) {
            "checkpoint every N steps (0 = only at the end and Ctrl-C)", "200");
   a.Option("--log-every", "N", "print a line every N steps", "1");
   a.Flag("--resume", "continue from DIR/checkpoint.safetensors");
+  a.Option("--stop-after", "N",
+           "stop after N steps as if interrupted (checkpoint saved; for "
+           "time-boxed runs)",
+           "0");
   a.Flag("--no-random-length",
          "do not cut 1% of MDM batches to a random length");
   a.Option("--save-dtype", "T",
@@ -125,6 +129,7 @@ int RunTrain(int argc, char** argv) {
   o.ckpt_every = a.GetInt("--ckpt-every");
   o.log_every = std::max<int64_t>(1, a.GetInt("--log-every"));
   o.resume = a.GetFlag("--resume");
+  o.stop_after = a.GetInt("--stop-after");
   o.random_length = !a.GetFlag("--no-random-length");
   o.save_dtype = a.Get("--save-dtype");
   return RunTraining(o);

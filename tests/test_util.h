@@ -2,8 +2,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -28,6 +30,31 @@ class TempDir {
  private:
   std::string path_;
 };
+
+struct CommandResult {
+  int code;         // exit status (-1 if killed or not run)
+  std::string out;  // stdout and stderr together
+};
+
+// Runs a shell command line, capturing both output streams.
+inline CommandResult RunShell(const std::string& cmd) {
+  CommandResult r{-1, ""};
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+#ifdef DLLM_CLI_PATH
+// Runs the dllm tool with `args`, as a user would.
+inline CommandResult RunDllm(const std::string& args) {
+  return RunShell(std::string(DLLM_CLI_PATH) + " " + args);
+}
+#endif
 
 }  // namespace dllm::test
 

@@ -93,21 +93,8 @@ std::vector<GenerateResult> GenerateAutoregressive(
       if (!on_step(info, user)) break;
     }
   }
-  std::vector<GenerateResult> out(static_cast<size_t>(B));
-  for (int b = 0; b < B; ++b) {
-    const Canvas& c = canvases[size_t(b)];
-    GenerateResult& r = out[size_t(b)];
-    r.canvas = c.ids;
-    r.steps = c.steps_done;
-    for (int i = c.prompt_len; i < c.gen_end && !c.masked[size_t(i)]; ++i) {
-      if (std::find(eos.begin(), eos.end(), c.ids[size_t(i)]) != eos.end()) {
-        r.hit_eos = true;
-        break;
-      }
-      r.tokens.push_back(c.ids[size_t(i)]);
-    }
-    st.tokens += int64_t(r.tokens.size());
-  }
+  std::vector<GenerateResult> out = Results(canvases, eos);
+  for (const auto& r : out) st.tokens += int64_t(r.tokens.size());
   st.seconds = total.Seconds();
   if (stats) *stats = st;
   return out;

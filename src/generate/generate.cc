@@ -160,6 +160,31 @@ bool CheckFinished(Canvas& c, const GenerateOptions& opt,
 
 }  // namespace
 
+namespace gen {
+
+std::vector<GenerateResult> Results(const std::vector<Canvas>& canvases,
+                                    const std::vector<int32_t>& eos) {
+  std::vector<GenerateResult> out(canvases.size());
+  for (size_t b = 0; b < canvases.size(); ++b) {
+    const Canvas& c = canvases[b];
+    GenerateResult& r = out[b];
+    r.canvas = c.ids;
+    r.steps = c.steps_done;
+    // The generated span up to the first undecided position (a cancelled
+    // run) or the first EOS.
+    for (int i = c.prompt_len; i < c.gen_end && !c.masked[size_t(i)]; ++i) {
+      if (IsEos(c.ids[size_t(i)], eos)) {
+        r.hit_eos = true;
+        break;
+      }
+      r.tokens.push_back(c.ids[size_t(i)]);
+    }
+  }
+  return out;
+}
+
+}  // namespace gen
+
 std::vector<GenerateResult> Generate(
     Model& model, const std::vector<std::vector<int32_t>>& prompts,
     const GenerateOptions& opt, StepCallback on_step, void* user,
@@ -446,23 +471,8 @@ std::vector<GenerateResult> Generate(
     }
   }
 
-  std::vector<GenerateResult> out(static_cast<size_t>(B));
-  for (int b = 0; b < B; ++b) {
-    const Canvas& c = canvases[size_t(b)];
-    GenerateResult& r = out[size_t(b)];
-    r.canvas = c.ids;
-    r.steps = c.steps_done;
-    for (int i = c.prompt_len; i < c.gen_end; ++i) {
-      if (c.masked[size_t(i)])
-        break;  // cancelled: stop at the first undecided position
-      if (IsEos(c.ids[size_t(i)], eos)) {
-        r.hit_eos = true;
-        break;
-      }
-      r.tokens.push_back(c.ids[size_t(i)]);
-    }
-    local.tokens += int64_t(r.tokens.size());
-  }
+  std::vector<GenerateResult> out = gen::Results(canvases, eos);
+  for (const auto& r : out) local.tokens += int64_t(r.tokens.size());
   local.seconds = total_timer.Seconds();
   if (stats) *stats = local;
   return out;

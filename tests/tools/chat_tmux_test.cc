@@ -13,16 +13,7 @@
 namespace dllm {
 namespace {
 
-std::string Sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+std::string Sh(const std::string& cmd) { return test::RunShell(cmd).out; }
 
 int ShCode(const std::string& cmd) {
   return std::system((cmd + " >/dev/null 2>&1").c_str());

@@ -12,23 +12,7 @@
 namespace dllm {
 namespace {
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
-Result RunCli(const std::string& args) {
-  std::string cmd = std::string(DLLM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Result r{-1, ""};
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using test::RunDllm;
 
 const std::string kGolden = std::string(DLLM_SOURCE_DIR) + "/tests/golden/";
 
@@ -39,8 +23,9 @@ TEST(Cli, ForwardDumpsGoldenLogits) {
   const auto& c = golden["cases"][1];
   std::string ids;
   for (const auto& id : c["ids"]) ids += std::to_string(id.get<int>()) + " ";
-  Result r = RunCli("forward -m " + kGolden + "dream_gqa_f32 --ids '" + ids +
-                    "' --positions '6 0' --dump-logits " + (dir / "l.bin"));
+  test::CommandResult r =
+      RunDllm("forward -m " + kGolden + "dream_gqa_f32 --ids '" + ids +
+              "' --positions '6 0' --dump-logits " + (dir / "l.bin"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("position 6: top token"), std::string::npos) << r.out;
   std::string bytes = ReadFileToString(dir / "l.bin");
@@ -55,13 +40,13 @@ TEST(Cli, ForwardDumpsGoldenLogits) {
 
 TEST(Cli, InitInfoAndErrors) {
   test::TempDir dir;
-  Result r = RunCli(
+  test::CommandResult r = RunDllm(
       "init --arch dream --layers 2 --d-model 32 --heads 4 --kv-heads 2 "
       "--ffn 40 --vocab 99 "
       "--dtype BF16 -o " +
       (dir / "m"));
   ASSERT_EQ(r.code, 0) << r.out;
-  r = RunCli("info -m " + (dir / "m") + " --tensors");
+  r = RunDllm("info -m " + (dir / "m") + " --tensors");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("architecture dream"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("4 query, 2 key/value"), std::string::npos) << r.out;
@@ -70,37 +55,37 @@ TEST(Cli, InitInfoAndErrors) {
       << r.out;
   EXPECT_NE(r.out.find("BF16"), std::string::npos) << r.out;
 
-  r = RunCli("forward -m " + (dir / "m") + " --ids '1 2 99'");
+  r = RunDllm("forward -m " + (dir / "m") + " --ids '1 2 99'");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("token id 99 at position 2"), std::string::npos)
       << r.out;
-  r = RunCli("forward -m " + (dir / "m") + " --ids '1 x'");
+  r = RunDllm("forward -m " + (dir / "m") + " --ids '1 x'");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--ids: expected integers"), std::string::npos) << r.out;
-  r = RunCli("forward -m " + (dir / "m") + " --ids '1 2' --positions 5");
+  r = RunDllm("forward -m " + (dir / "m") + " --ids '1 2' --positions 5");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--positions value 5"), std::string::npos) << r.out;
-  r = RunCli("forward --frobnicate");
+  r = RunDllm("forward --frobnicate");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown option '--frobnicate'"), std::string::npos)
       << r.out;
-  r = RunCli("info -m " + (dir / "nothing"));
+  r = RunDllm("info -m " + (dir / "nothing"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("config.json: cannot open"), std::string::npos) << r.out;
-  r = RunCli("frobnicate");
+  r = RunDllm("frobnicate");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown command 'frobnicate'"), std::string::npos)
       << r.out;
-  r = RunCli("init --preset huge -o " + (dir / "x"));
+  r = RunDllm("init --preset huge -o " + (dir / "x"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("unknown preset 'huge'"), std::string::npos) << r.out;
 }
 
 TEST(Cli, BenchPrintsJson) {
   test::TempDir dir;
-  ASSERT_EQ(RunCli("init -o " + (dir / "m")).code, 0);
-  Result r =
-      RunCli("bench forward -m " + (dir / "m") + " --tokens 16 --reps 1");
+  ASSERT_EQ(RunDllm("init -o " + (dir / "m")).code, 0);
+  test::CommandResult r =
+      RunDllm("bench forward -m " + (dir / "m") + " --tokens 16 --reps 1");
   ASSERT_EQ(r.code, 0) << r.out;
   size_t brace = r.out.find('{');
   ASSERT_NE(brace, std::string::npos) << r.out;

@@ -12,23 +12,7 @@
 namespace dllm {
 namespace {
 
-struct Out {
-  int code;
-  std::string text;
-};
-
-Out Cli(const std::string& args) {
-  std::string cmd = std::string(DLLM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Out o{-1, ""};
-  if (!p) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) o.text.append(buf, n);
-  int st = pclose(p);
-  o.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
-}
+test::CommandResult Cli(const std::string& args) { return test::RunDllm(args); }
 
 TEST(TrainCli, TokenizerDataPretrainGenerateSftEval) {
   test::TempDir dir;
@@ -43,18 +27,18 @@ TEST(TrainCli, TokenizerDataPretrainGenerateSftEval) {
            << R"("}]})"
            << "\n";
   }
-  Out o =
+  test::CommandResult o =
       Cli("tokenizer train --vocab-size 300 --special "
           "'<|endoftext|>,<|mask|>,<|im_start|>,<|im_end|>' " +
           (dir / "corpus.txt") + " -o " + (dir / "tokenizer.json"));
-  ASSERT_EQ(o.code, 0) << o.text;
+  ASSERT_EQ(o.code, 0) << o.out;
   {
     std::ofstream cfg(dir / "tokenizer_config.json");
     cfg << R"({"chat_template": "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"})";
   }
   o = Cli("data prepare --tokenizer " + dir.path() + " " +
           (dir / "corpus.txt") + " -o " + (dir / "data"));
-  ASSERT_EQ(o.code, 0) << o.text;
+  ASSERT_EQ(o.code, 0) << o.out;
   auto meta = nlohmann::json::parse(ReadFileToString(dir / "data/meta.json"));
   EXPECT_EQ(meta["mask_token_id"], 1);
   EXPECT_EQ(meta["eos_token_id"], 0);
@@ -64,9 +48,9 @@ TEST(TrainCli, TokenizerDataPretrainGenerateSftEval) {
   o = Cli("train --data " + (dir / "data") + " -o " + (dir / "m") +
           " --layers 2 --d-model 32 --heads 2 --batch 4 --context 32 --steps 6 "
           "--warmup 2 --eval-every 3 --eval-windows 2");
-  ASSERT_EQ(o.code, 0) << o.text;
-  EXPECT_NE(o.text.find("step 6/6 | loss"), std::string::npos) << o.text;
-  EXPECT_NE(o.text.find("bits/byte"), std::string::npos) << o.text;
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_NE(o.out.find("step 6/6 | loss"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("bits/byte"), std::string::npos) << o.out;
   std::string log = ReadFileToString(dir / "m/train_log.csv");
   EXPECT_EQ(log.rfind("step,loss,lr,grad_norm", 0), 0u);
   EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 7);
@@ -74,39 +58,39 @@ TEST(TrainCli, TokenizerDataPretrainGenerateSftEval) {
   // The trained folder is a model that generate and info load directly.
   o = Cli("generate -m " + (dir / "m") +
           " -p 'To be' --gen-length 8 --steps 8 --json");
-  ASSERT_EQ(o.code, 0) << o.text;
-  auto g = nlohmann::json::parse(o.text.substr(o.text.find('{')));
+  ASSERT_EQ(o.code, 0) << o.out;
+  auto g = nlohmann::json::parse(o.out.substr(o.out.find('{')));
   EXPECT_EQ(g["forward_passes"].get<int>() <= 8, true);
   o = Cli("info -m " + (dir / "m"));
-  EXPECT_NE(o.text.find("architecture llada"), std::string::npos) << o.text;
+  EXPECT_NE(o.out.find("architecture llada"), std::string::npos) << o.out;
 
   // SFT: conversations through the chat template, fine-tuned from the model.
   o = Cli("data prepare --tokenizer " + dir.path() + " --sft " +
           (dir / "chat.jsonl") + " -o " + (dir / "sft"));
-  ASSERT_EQ(o.code, 0) << o.text;
+  ASSERT_EQ(o.code, 0) << o.out;
   auto sft = nlohmann::json::parse(ReadFileToString(dir / "sft/sft.json"));
   ASSERT_EQ(sft["records"].size(), 20u);
   EXPECT_GT(sft["records"][0][2].get<int>(), 3);  // the prompt span is recorded
   o = Cli("train --data " + (dir / "sft") + " -o " + (dir / "s") +
           " --objective mdm-sft --init-from " + (dir / "m") +
           " --batch 4 --context 32 --steps 3 --warmup 1 --eval-every 0");
-  ASSERT_EQ(o.code, 0) << o.text;
+  ASSERT_EQ(o.code, 0) << o.out;
 
   o = Cli("eval loss -m " + (dir / "m") + " --data " + (dir / "data") +
           " --context 32 --windows 4 --grid 4 --draws 1");
-  ASSERT_EQ(o.code, 0) << o.text;
-  auto e = nlohmann::json::parse(o.text.substr(o.text.find('{')));
+  ASSERT_EQ(o.code, 0) << o.out;
+  auto e = nlohmann::json::parse(o.out.substr(o.out.find('{')));
   EXPECT_EQ(e["kind"], "mdm-nelbo");
   EXPECT_GT(e["nats_per_token"].get<double>(), 0.0);
 
   // Clear errors.
   o = Cli("train --data " + (dir / "nothing") + " -o " + (dir / "x"));
   EXPECT_EQ(o.code, 1);
-  EXPECT_NE(o.text.find("meta.json"), std::string::npos) << o.text;
+  EXPECT_NE(o.out.find("meta.json"), std::string::npos) << o.out;
   o = Cli("train --data " + (dir / "data") + " -o " + (dir / "m") +
           " --objective diffusion");
-  EXPECT_NE(o.text.find("unknown objective 'diffusion'"), std::string::npos)
-      << o.text;
+  EXPECT_NE(o.out.find("unknown objective 'diffusion'"), std::string::npos)
+      << o.out;
 }
 
 }  // namespace

@@ -32,6 +32,23 @@ float* Scratch(std::vector<float>& buf, size_t n) {
 // Work below this many elements runs on the calling thread.
 constexpr int64_t kSerialElems = 1 << 14;
 
+// Scores (qn, tk) of queries i0.. against keys 0..tk-1 become attention
+// probabilities: masked keys (key_mask, causal) excluded, softmax of
+// scale * score; a query with no visible key gets a row of zeros.
+void MaskedSoftmaxRows(float* S, int64_t qn, int64_t tk, int64_t i0,
+                       const uint8_t* km, bool causal, float scale) {
+  for (int64_t r = 0; r < qn; ++r) {
+    float* row = S + r * tk;
+    if (km)
+      for (int64_t j = 0; j < tk; ++j)
+        if (!km[j]) row[j] = -INFINITY;
+    if (causal)
+      for (int64_t j = i0 + r + 1; j < tk; ++j) row[j] = -INFINITY;
+    if (cpu::ScaledSoftmax(row, tk, scale) == -INFINITY)
+      std::fill_n(row, tk, 0.0f);
+  }
+}
+
 }  // namespace
 
 void ToF32(DType dtype, const void* src, int64_t n, float* dst) {
@@ -179,16 +196,7 @@ void Attention(const float* q, const float* k, const float* v,
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
                 int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, S, int(tk));
     const uint8_t* km = key_mask ? key_mask + b * T : nullptr;
-    for (int64_t r = 0; r < qn; ++r) {
-      float* row = S + r * tk;
-      if (km)
-        for (int64_t j = 0; j < tk; ++j)
-          if (!km[j]) row[j] = -INFINITY;
-      if (s.causal)
-        for (int64_t j = i0 + r + 1; j < tk; ++j) row[j] = -INFINITY;
-      if (cpu::ScaledSoftmax(row, tk, scale) == -INFINITY)
-        std::fill_n(row, tk, 0.0f);
-    }
+    MaskedSoftmaxRows(S, qn, tk, i0, km, s.causal, scale);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(qn), int(hd),
                 int(tk), 1.0f, S, int(tk), Vh, int(kvs), 0.0f, O, int(qs));
   });
@@ -294,16 +302,7 @@ void AttentionBackward(const float* q, const float* k, const float* v,
         float* dQ = dq + (b * T + i0) * qs + h * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
                     int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, P, int(tk));
-        for (int64_t r = 0; r < qn; ++r) {
-          float* row = P + r * tk;
-          if (km)
-            for (int64_t j = 0; j < tk; ++j)
-              if (!km[j]) row[j] = -INFINITY;
-          if (s.causal)
-            for (int64_t j = i0 + r + 1; j < tk; ++j) row[j] = -INFINITY;
-          if (cpu::ScaledSoftmax(row, tk, scale) == -INFINITY)
-            std::fill_n(row, tk, 0.0f);
-        }
+        MaskedSoftmaxRows(P, qn, tk, i0, km, s.causal, scale);
         // dP = dO V^T; dS = P (dP - rowsum(P dP)) * scale, stored in dP.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
                     int(hd), 1.0f, dO, int(qs), Vh, int(kvs), 0.0f, dP,

@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "base/mmap_file.h"
 #include "formats/safetensors.h"
+#include "model/layer.h"
 #include "model/weights.h"
 #include "ops/ops.h"
 
@@ -14,8 +15,8 @@ namespace dllm {
 
 // Activation buffers, reused across calls (grown when a call needs more).
 struct Model::Scratch {
-  std::vector<float> x, xn, q, k, v, att, proj, gate, up, rope_cos, rope_sin,
-      rows;
+  std::vector<float> x, x2, xn, q, k, v, att, proj, gate, up, rope_cos,
+      rope_sin, rows;
   std::vector<float> cos_table, sin_table;  // (positions, head_dim/2)
   int64_t table_positions = 0;
   size_t bytes = 0;
@@ -179,26 +180,13 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
                    size_t(in.ids[i] * C) * esize,
                C, x + i * C);
 
+  // Blocks ping-pong between x and x2; intermediate buffers are reused.
   ops::AttentionShape as{B, T, c.n_heads, c.n_kv_heads, c.head_dim, c.causal};
+  float* x2 = Grow(s.x2, size_t(BT * C));
+  const LayerActivations act{xn, q, k, v, att, proj, xn, gate, up, gate};
   for (const LayerWeights& L : w.layers) {
-    ops::RmsNorm(x, L.attn_norm.f32(), BT, C, c.rms_eps, xn);
-    ops::MatMulWT(xn, BT, L.wq.matrix(), q,
-                  L.bq.empty() ? nullptr : L.bq.f32());
-    ops::MatMulWT(xn, BT, L.wk.matrix(), k,
-                  L.bk.empty() ? nullptr : L.bk.f32());
-    ops::MatMulWT(xn, BT, L.wv.matrix(), v,
-                  L.bv.empty() ? nullptr : L.bv.f32());
-    ops::Rope(q, BT, c.n_heads, c.head_dim, Q, rc, rs);
-    ops::Rope(k, BT, c.n_kv_heads, c.head_dim, KV, rc, rs);
-    ops::Attention(q, k, v, as, in.key_mask, att);
-    ops::MatMulWT(att, BT, L.wo.matrix(), proj);
-    ops::AddInPlace(x, proj, BT * C);
-    ops::RmsNorm(x, L.ffn_norm.f32(), BT, C, c.rms_eps, xn);
-    ops::MatMulWT(xn, BT, L.w_gate.matrix(), gate);
-    ops::MatMulWT(xn, BT, L.w_up.matrix(), up);
-    ops::SwiGLU(gate, up, BT * F, gate);
-    ops::MatMulWT(gate, BT, L.w_down.matrix(), proj);
-    ops::AddInPlace(x, proj, BT * C);
+    LayerForward(c, L, as, in.key_mask, rc, rs, x, act, x2);
+    std::swap(x, x2);
   }
 
   // Output head only for the rows asked for.
@@ -213,7 +201,7 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
 
   s.bytes = 0;
   for (auto* vec :
-       {&s.x, &s.xn, &s.q, &s.k, &s.v, &s.att, &s.proj, &s.gate, &s.up,
+       {&s.x, &s.x2, &s.xn, &s.q, &s.k, &s.v, &s.att, &s.proj, &s.gate, &s.up,
         &s.rope_cos, &s.rope_sin, &s.rows, &s.cos_table, &s.sin_table})
     s.bytes += vec->capacity() * sizeof(float);
 }

@@ -10,6 +10,7 @@
 #include "dllm/model.h"
 #include "dllm/train.h"
 #include "formats/safetensors.h"
+#include "model/layer.h"
 #include "model/save.h"
 #include "model/weights.h"
 #include "ops/ops.h"
@@ -235,37 +236,13 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
                 size_t(C) * 4);
   ops::AttentionShape as{B, T, c.n_heads, c.n_kv_heads, c.head_dim, causal};
   for (int64_t l = 0; l < L; ++l) {
-    const LayerWeights& Lw = W.layers[size_t(l)];
-    const float* x = X + l * BT * C;
-    float* xn1 = XN1 + l * BT * C;
-    float* q = QQ + l * BT * Q;
-    float* k = KK + l * BT * KV;
-    float* v = VV + l * BT * KV;
-    float* att = ATT + l * BT * Q;
-    float* xmid = XMID + l * BT * C;
-    float* xn2 = XN2 + l * BT * C;
-    float* gate = GATE + l * BT * F;
-    float* up = UP + l * BT * F;
-    float* h = H + l * BT * F;
-    float* xout = X + (l + 1) * BT * C;
-    ops::RmsNorm(x, Lw.attn_norm.f32(), BT, C, c.rms_eps, xn1);
-    ops::MatMulWT(xn1, BT, Lw.wq.matrix(), q,
-                  Lw.bq.empty() ? nullptr : Lw.bq.f32());
-    ops::MatMulWT(xn1, BT, Lw.wk.matrix(), k,
-                  Lw.bk.empty() ? nullptr : Lw.bk.f32());
-    ops::MatMulWT(xn1, BT, Lw.wv.matrix(), v,
-                  Lw.bv.empty() ? nullptr : Lw.bv.f32());
-    ops::Rope(q, BT, c.n_heads, c.head_dim, Q, cs, sn);
-    ops::Rope(k, BT, c.n_kv_heads, c.head_dim, KV, cs, sn);
-    ops::Attention(q, k, v, as, nullptr, att);
-    ops::MatMulWT(att, BT, Lw.wo.matrix(), xmid);
-    ops::AddInPlace(xmid, x, BT * C);
-    ops::RmsNorm(xmid, Lw.ffn_norm.f32(), BT, C, c.rms_eps, xn2);
-    ops::MatMulWT(xn2, BT, Lw.w_gate.matrix(), gate);
-    ops::MatMulWT(xn2, BT, Lw.w_up.matrix(), up);
-    ops::SwiGLU(gate, up, BT * F, h);
-    ops::MatMulWT(h, BT, Lw.w_down.matrix(), xout);
-    ops::AddInPlace(xout, xmid, BT * C);
+    const LayerActivations act{XN1 + l * BT * C, QQ + l * BT * Q,
+                               KK + l * BT * KV, VV + l * BT * KV,
+                               ATT + l * BT * Q, XMID + l * BT * C,
+                               XN2 + l * BT * C, GATE + l * BT * F,
+                               UP + l * BT * F,  H + l * BT * F};
+    LayerForward(c, W.layers[size_t(l)], as, nullptr, cs, sn, X + l * BT * C,
+                 act, X + (l + 1) * BT * C);
   }
   const float* xfin = X + L * BT * C;
   float* rin = Sized(a.rows_in, size_t(R * C));

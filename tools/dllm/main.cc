@@ -64,6 +64,16 @@ int main(int argc, char** argv) {
     }
   }
   if (!best) {
+    // A group such as `dllm bench` or `dllm data`: list its commands.
+    std::string group = std::string(argv[1]) + " ";
+    bool listed = false;
+    for (const auto& c : dllm::cli::Commands())
+      if (std::string(c.name).rfind(group, 0) == 0) {
+        if (!listed) std::fprintf(stderr, "dllm %s: choose one of\n", argv[1]);
+        std::fprintf(stderr, "  dllm %-20s %s\n", c.name, c.summary);
+        listed = true;
+      }
+    if (listed) return 2;
     std::fprintf(stderr, "dllm: unknown command '%s'\n\n", argv[1]);
     PrintUsage(stderr);
     return 2;

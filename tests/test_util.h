@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
+#include "base/rng.h"
 
 namespace dllm::test {
 
@@ -30,6 +32,15 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// n normal values times `scale`, reproducible from (seed, stream).
+inline std::vector<float> RandomVector(size_t n, uint64_t seed, uint64_t stream,
+                                       float scale = 1.0f) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i)
+    v[i] = scale * float(RandomNormal(seed, stream, i));
+  return v;
+}
 
 struct CommandResult {
   int code;         // exit status (-1 if killed or not run)

@@ -90,6 +90,11 @@ void ValidateGenerateOptions(const GenerateOptions& o, int prompt_len,
   DLLM_CHECK(o.gen_length % block == 0, "gen length ", o.gen_length,
              " is not a multiple of the block length ", block);
   const int n_blocks = o.gen_length / block;
+  DLLM_CHECK(o.order != Order::kOrigin || Resolve(o) == Schedule::kTimesteps,
+             "the origin sampler commits by Dream's timesteps; it does not "
+             "combine with "
+             "the ",
+             ScheduleName(Resolve(o)), " schedule");
   if (FixedSchedule(Resolve(o))) {
     DLLM_CHECK(o.steps >= 1, "steps must be at least 1, got ", o.steps);
     DLLM_CHECK(o.steps % n_blocks == 0, "steps (", o.steps,

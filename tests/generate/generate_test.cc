@@ -172,6 +172,10 @@ TEST(Generate, RejectsBadOptions) {
   EXPECT_DLLM_ERROR(Gen(*m, {{1, 99}}, o), "prompt token 99 at position 1");
   o.top_p = 0;
   EXPECT_DLLM_ERROR(Gen(*m, {{1}}, o), "top-p must be in (0, 1]");
+  o = Base(Order::kOrigin, 16, 16, 16);
+  o.schedule = Schedule::kThreshold;
+  EXPECT_DLLM_ERROR(Gen(*m, {{1}}, o),
+                    "does not combine with the threshold schedule");
   EXPECT_DLLM_ERROR(ParseOrder("greedy"), "unknown sampler 'greedy'");
   EXPECT_DLLM_ERROR(ParseSchedule("fast"), "unknown schedule 'fast'");
 }
@@ -188,7 +192,8 @@ TEST(Generate, AutoregressiveGreedyIsArgmaxOfPrefix) {
   test::TempDir dir;
   ModelConfig c;
   c.arch = Arch::kLLaDA;
-  c.n_layers = 2, c.d_model = 32, c.n_heads = 4, c.n_kv_heads = 4, c.head_dim = 8;
+  c.n_layers = 2, c.d_model = 32, c.n_heads = 4, c.n_kv_heads = 4,
+  c.head_dim = 8;
   c.d_ff = 48, c.vocab_size = 40, c.max_seq_len = 64, c.rope_theta = 10000;
   c.mask_token_id = 39, c.eos_token_id = 38, c.causal = true;
   InitRandomModel(c, dir.path(), "F32", 5, 0.3f);
@@ -200,7 +205,8 @@ TEST(Generate, AutoregressiveGreedyIsArgmaxOfPrefix) {
   auto r = Generate(*m, {{1, 2, 3}, {4, 5}}, o, nullptr, nullptr, &st);
   EXPECT_EQ(st.forward_passes, 6);
   for (size_t s = 0; s < 2; ++s) {
-    std::vector<int32_t> seq = s == 0 ? std::vector<int32_t>{1, 2, 3} : std::vector<int32_t>{4, 5};
+    std::vector<int32_t> seq =
+        s == 0 ? std::vector<int32_t>{1, 2, 3} : std::vector<int32_t>{4, 5};
     for (int k = 0; k < 6; ++k) {
       std::vector<float> logits(seq.size() * 40);
       ForwardBatch b;

@@ -11,15 +11,13 @@
 #include "base/thread_pool.h"
 #include "ops/ops.h"
 #include "ops/ref/ref.h"
+#include "test_util.h"
 
 namespace dllm {
 namespace {
 
 std::vector<float> Rand(size_t n, uint64_t stream, float scale = 1.0f) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i)
-    v[i] = scale * float(RandomNormal(7, stream, i));
-  return v;
+  return test::RandomVector(n, 7, stream, scale);
 }
 
 void Near(const std::vector<float>& a, const std::vector<float>& b, float tol,

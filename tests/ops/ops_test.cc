@@ -12,15 +12,13 @@
 #include "base/thread_pool.h"
 #include "ops/cpu/simd.h"
 #include "ops/ref/ref.h"
+#include "test_util.h"
 
 namespace dllm {
 namespace {
 
 std::vector<float> Random(size_t n, uint64_t stream, float scale = 1.0f) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i)
-    v[i] = scale * float(RandomNormal(42, stream, i));
-  return v;
+  return test::RandomVector(n, 42, stream, scale);
 }
 
 void ExpectNear(const std::vector<float>& got, const std::vector<float>& want,
@@ -165,19 +163,21 @@ TEST(Ops, RowStats) {
   ForEachTargetAndThreads([] {
     for (int n : {1, 2, 7, 17, 1000, 32001}) {
       auto x = Random(size_t(n), 16, 3.0f);
-      if (n > 5) x[3] = -INFINITY;  // a banned token
+      if (n > 5) x[3] = -INFINITY;        // a banned token
       if (n > 20) x[11] = x[17] = 50.0f;  // a tie for the max: first index wins
       ops::RowStats got = ops::ComputeRowStats(x.data(), n);
       ops::RowStats want = ops::ref::ComputeRowStats(x.data(), n);
       EXPECT_EQ(got.argmax, want.argmax) << n;
       EXPECT_EQ(got.max, want.max);
       EXPECT_EQ(got.second, want.second);
-      EXPECT_NEAR(got.log_norm, want.log_norm, 1e-4f * (1 + std::fabs(want.log_norm)));
+      EXPECT_NEAR(got.log_norm, want.log_norm,
+                  1e-4f * (1 + std::fabs(want.log_norm)));
       EXPECT_NEAR(got.entropy, want.entropy, 1e-4f * (1 + want.entropy));
       if (n > 20) {
         EXPECT_EQ(got.argmax, 11);
         EXPECT_EQ(got.second, 50.0f);
-        EXPECT_NEAR(got.entropy, std::log(2.0f), 1e-3f);  // two equal peaks dominate
+        EXPECT_NEAR(got.entropy, std::log(2.0f),
+                    1e-3f);  // two equal peaks dominate
       }
     }
   });

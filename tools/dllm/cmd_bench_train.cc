@@ -12,6 +12,7 @@
 #include "dllm/ceiling.h"
 #include "dllm/runtime.h"
 #include "dllm/train.h"
+#include "model_shape.h"
 
 namespace dllm::cli {
 namespace {
@@ -27,10 +28,7 @@ int RunBenchTrain(int argc, char** argv) {
       "also times\n"
       "scripts/bench_torch_train.py (PyTorch eager, same shape) with "
       "/usr/bin/python3.");
-  a.Option("--layers", "N", "transformer blocks", "6");
-  a.Option("--d-model", "N", "hidden size", "384");
-  a.Option("--heads", "N", "attention heads", "6");
-  a.Option("--ffn", "N", "SwiGLU hidden size", "1024");
+  AddShapeOptions(a, {"6", "384", "6"});
   a.Option("--vocab", "N", "vocabulary", "8192");
   a.Option("--batch", "B", "sequences per step", "8");
   a.Option("--context", "T", "tokens per sequence", "256");
@@ -43,20 +41,11 @@ int RunBenchTrain(int argc, char** argv) {
   SetNumThreads(int(a.GetInt("--threads")));
   const int threads = NumThreads();
   ModelConfig c;
-  c.arch = Arch::kLLaDA;
-  c.n_layers = int(a.GetInt("--layers"));
-  c.d_model = int(a.GetInt("--d-model"));
-  c.n_heads = int(a.GetInt("--heads"));
-  c.n_kv_heads = c.n_heads;
-  DLLM_CHECK(c.n_heads > 0 && c.d_model % c.n_heads == 0,
-             "bench train: d-model must split into heads");
-  c.head_dim = c.d_model / c.n_heads;
-  c.d_ff = int(a.GetInt("--ffn"));
+  ReadShape(a, &c);
   c.vocab_size = int(a.GetInt("--vocab"));
   const int64_t B = a.GetInt("--batch"), T = a.GetInt("--context"),
                 steps = a.GetInt("--steps");
   c.max_seq_len = int(T);
-  c.rope_theta = 10000;
   c.mask_token_id = c.vocab_size - 1;
   const Objective obj = ParseObjective(a.Get("--objective"));
   c.causal = obj == Objective::kAR;

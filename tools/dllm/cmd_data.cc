@@ -10,9 +10,9 @@
 #include "base/error.h"
 #include "base/mmap_file.h"
 #include "command.h"
+#include "dllm/train_run.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
-#include "dllm/train_run.h"
 
 namespace dllm::cli {
 namespace {

@@ -8,6 +8,7 @@
 #include "command.h"
 #include "dllm/runtime.h"
 #include "dllm/train_run.h"
+#include "model_shape.h"
 
 namespace dllm::cli {
 namespace {
@@ -34,14 +35,7 @@ int RunTrain(int argc, char** argv) {
   a.Option("--objective", "NAME", "mdm, mdm-sft or ar", "mdm");
   a.Option("--init-from", "DIR",
            "start from this model folder instead of random weights");
-  a.Option("--layers", "N", "transformer blocks", "4");
-  a.Option("--d-model", "N", "hidden size", "256");
-  a.Option("--heads", "N", "attention heads", "4");
-  a.Option("--kv-heads", "N", "key/value heads (default: --heads)");
-  a.Option("--ffn", "N",
-           "SwiGLU hidden size (default: 8/3 d_model rounded to 64)");
-  a.Option("--rope-theta", "X", "RoPE base", "10000");
-  a.Flag("--tied", "tie the output head to the embedding");
+  AddShapeOptions(a, {"4", "256", "4"});
   a.Option("--batch", "B", "sequences per micro-batch", "16");
   a.Option("--context", "T", "tokens per sequence", "128");
   a.Option("--accum", "N", "micro-batches per step (gradient accumulation)",
@@ -88,23 +82,8 @@ int RunTrain(int argc, char** argv) {
   DLLM_CHECK(!meta.is_discarded() && meta.contains("vocab_size"), o.data_dir,
              "/meta.json: missing or invalid (run `dllm data prepare`)");
   ModelConfig& c = o.config;
-  c.arch = Arch::kLLaDA;
-  c.n_layers = int(a.GetInt("--layers"));
-  c.d_model = int(a.GetInt("--d-model"));
-  c.n_heads = int(a.GetInt("--heads"));
-  c.n_kv_heads = a.Has("--kv-heads") ? int(a.GetInt("--kv-heads")) : c.n_heads;
-  DLLM_CHECK(c.n_layers >= 1 && c.d_model >= 2 && c.n_heads >= 1 &&
-                 c.n_kv_heads >= 1 && c.d_model % c.n_heads == 0 &&
-                 (c.d_model / c.n_heads) % 2 == 0 &&
-                 c.n_heads % c.n_kv_heads == 0,
-             "train: bad shape (d_model must split into an even head size; "
-             "heads a multiple of kv-heads)");
-  c.head_dim = c.d_model / c.n_heads;
-  c.d_ff = a.Has("--ffn") ? int(a.GetInt("--ffn"))
-                          : (8 * c.d_model / 3 + 63) / 64 * 64;
+  ReadShape(a, &c);
   c.vocab_size = meta["vocab_size"].get<int>();
-  c.rope_theta = a.GetDouble("--rope-theta");
-  c.tie_embeddings = a.GetFlag("--tied");
   c.causal = o.objective == Objective::kAR;
   o.context = a.GetInt("--context");
   c.max_seq_len = int(std::max<int64_t>(o.context, 256));

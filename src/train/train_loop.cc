@@ -239,9 +239,10 @@ int RunTraining(const TrainRunOptions& o) {
                         o.eval_grid, o.eval_draws, o.seed);
       val = r.nats_per_token, bpb = r.bits_per_byte;
     }
+    const double eta =
+        wall.Seconds() / double(step - start) * double(o.steps - step);
     if (step % o.log_every == 0 || step == o.steps || eval_now) {
-      const double eta =
-          wall.Seconds() / double(step - start) * double(o.steps - step);
+      if (tty) std::fputs("\r\x1b[K", stderr);  // clear the progress bar
       std::fprintf(stderr,
                    "step %lld/%lld | loss %.4f | lr %.1e | norm %.3f | %.1f ms "
                    "| %.0f tok/s | eta %s%s",
@@ -250,7 +251,15 @@ int RunTraining(const TrainRunOptions& o) {
       if (eval_now)
         std::fprintf(stderr, " | val %.4f nats/tok, %.4f bits/byte\n", val,
                      bpb);
-      if (tty) std::fflush(stderr);
+    } else if (tty) {
+      // Between log lines, a progress bar with the ETA on the same line.
+      const int width = 30, done = int(width * step / o.steps);
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld | loss %.4f | eta %s\x1b[K",
+                   std::string(size_t(done), '=').c_str(),
+                   std::string(size_t(width - done), ' ').c_str(),
+                   (long long)step, (long long)o.steps, loss,
+                   Duration(eta).c_str());
+      std::fflush(stderr);
     }
     std::fprintf(log, "%lld,%.6f,%.6e,%.6f,%.3f,%.1f,", (long long)step, loss,
                  lr, norm, ms, tps);

@@ -16,8 +16,9 @@ struct TrainRunOptions {
   std::string out_dir;  // the model folder written (and checkpoint.safetensors,
                         // train_log.csv)
   Objective objective = Objective::kMDM;
-  ModelConfig config;     // shape of a fresh model
-  std::string init_from;  // or start from this model folder (e.g. SFT)
+  ModelConfig config;      // shape of a fresh model
+  std::string init_from;   // or start from this model folder (e.g. SFT)
+  double init_std = 0.02;  // std of the random initial matrices
   int64_t batch = 8, context = 128, steps = 1000, accum = 1, warmup = 100;
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0, eps = 1e-3;
   uint64_t seed = 1;

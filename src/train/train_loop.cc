@@ -154,7 +154,8 @@ int RunTraining(const TrainRunOptions& o) {
     if (!o.init_from.empty())
       model = TrainableModel::Load(o.init_from);
     else
-      model = std::make_unique<TrainableModel>(o.config, o.seed);
+      model =
+          std::make_unique<TrainableModel>(o.config, o.seed, float(o.init_std));
     opt = std::make_unique<AdamW>(
         model->num_params(),
         AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});

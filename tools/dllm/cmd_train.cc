@@ -36,6 +36,8 @@ int RunTrain(int argc, char** argv) {
   a.Option("--init-from", "DIR",
            "start from this model folder instead of random weights");
   AddShapeOptions(a, {"4", "256", "4"});
+  a.Option("--init-std", "X",
+           "standard deviation of the random initial weights", "0.02");
   a.Option("--batch", "B", "sequences per micro-batch", "16");
   a.Option("--context", "T", "tokens per sequence", "128");
   a.Option("--accum", "N", "micro-batches per step (gradient accumulation)",
@@ -92,6 +94,7 @@ int RunTrain(int argc, char** argv) {
   DLLM_CHECK(c.causal || c.mask_token_id >= 0, o.data_dir,
              ": the tokenizer has no mask token (train it with --special "
              "\"...,<|mask|>\")");
+  o.init_std = a.GetDouble("--init-std");
   o.batch = a.GetInt("--batch");
   o.accum = a.GetInt("--accum");
   o.steps = a.GetInt("--steps");

@@ -13,6 +13,9 @@ void AddShapeOptions(Args& a, const ShapeDefaults& d) {
            "SwiGLU hidden size (default: 8/3 d_model rounded up to 64)");
   a.Option("--rope-theta", "X", "RoPE base", "10000");
   a.Flag("--tied", "tie the output head to the embedding");
+  a.Flag("--qkv-bias",
+         "biases on the query/key/value projections (a content-free key lets "
+         "RoPE attend by position)");
 }
 
 void ReadShape(const Args& a, ModelConfig* c) {
@@ -35,6 +38,7 @@ void ReadShape(const Args& a, ModelConfig* c) {
   DLLM_CHECK(c->d_ff >= 1, "--ffn must be positive");
   c->rope_theta = a.GetDouble("--rope-theta");
   c->tie_embeddings = a.GetFlag("--tied");
+  c->qkv_bias = a.GetFlag("--qkv-bias");
 }
 
 }  // namespace dllm::cli

@@ -1,5 +1,6 @@
 // dllm tokenize / detokenize / template / tokenizer train: the tokenizer
 // layer from the command line.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -161,6 +162,11 @@ int RunTokenizerTrain(int argc, char** argv) {
   std::string json = TrainBpeFromFiles(a.Positional(), o, &st);
   if (tty) std::fprintf(stderr, "\r");
   std::string out = a.Get("--output");
+  // Create the output's folder (one level), as `-o tok/tokenizer.json`
+  // suggests.
+  const size_t slash = out.rfind('/');
+  if (slash != std::string::npos && slash > 0)
+    mkdir(out.substr(0, slash).c_str(), 0755);
   WriteFileAtomic(out, json.data(), json.size());
   Tokenizer::FromFile(out);  // check that it loads
   std::fprintf(stderr,

@@ -136,13 +136,15 @@ void ParseSafetensors(const uint8_t* data, size_t size,
   std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) {
     return x.b != y.b ? x.b < y.b : x.e < y.e;
   });
-  for (size_t i = 1; i < ranges.size(); ++i) {
-    const Range& p = ranges[i - 1];
-    const Range& c = ranges[i];
-    // Empty tensors may share an offset; non-empty ranges must not overlap.
-    if (c.b < p.e && c.e > c.b)
-      Fail(origin, ": tensors '", (*tensors)[p.index].name, "' and '",
+  // Each non-empty range must start at or after the furthest end seen so far
+  // (empty tensors may sit anywhere).
+  const Range* furthest = nullptr;
+  for (const Range& c : ranges) {
+    if (c.e == c.b) continue;
+    if (furthest && c.b < furthest->e)
+      Fail(origin, ": tensors '", (*tensors)[furthest->index].name, "' and '",
            (*tensors)[c.index].name, "' overlap in the data section");
+    if (!furthest || c.e > furthest->e) furthest = &c;
   }
 }
 

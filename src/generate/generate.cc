@@ -108,6 +108,13 @@ void ValidateGenerateOptions(const GenerateOptions& o, int prompt_len,
              " tokens) + gen length (", o.gen_length, ")",
              o.suffix.empty() ? "" : " + suffix", " = ", total,
              " tokens exceeds the model's context of ", max_seq_len);
+  for (double x : {o.temperature, o.top_p, o.alg_temp, o.eps, o.cfg_scale,
+                   o.threshold, o.factor, o.gamma})
+    DLLM_CHECK(std::isfinite(x),
+               "generation options must be finite numbers, got ", x);
+  DLLM_CHECK(o.temperature == 0 || o.temperature >= 1e-6,
+             "temperature must be 0 (greedy) or at least 1e-6, got ",
+             o.temperature);
   DLLM_CHECK(o.temperature >= 0 && std::isfinite(o.temperature),
              "temperature must be >= 0, got ", o.temperature);
   DLLM_CHECK(o.top_p > 0 && o.top_p <= 1, "top-p must be in (0, 1], got ",
@@ -198,8 +205,6 @@ std::vector<GenerateResult> Generate(
   const ModelConfig& cfg = model.config();
   const int V = cfg.vocab_size;
   const int32_t mask_id = cfg.mask_token_id;
-  DLLM_CHECK(mask_id >= 0 && mask_id < V,
-             "the model has no mask token (mask_token_id ", mask_id, ")");
   DLLM_CHECK(!prompts.empty(), "generate: no prompts");
   std::vector<int32_t> eos = opt.eos_ids;
   if (eos.empty() && cfg.eos_token_id >= 0) eos.push_back(cfg.eos_token_id);
@@ -214,6 +219,8 @@ std::vector<GenerateResult> Generate(
     return gen::GenerateAutoregressive(model, prompts, opt, eos, on_step, user,
                                        stats);
   }
+  DLLM_CHECK(mask_id >= 0 && mask_id < V,
+             "the model has no mask token (mask_token_id ", mask_id, ")");
   const Schedule sched = Resolve(opt);
   const int block_len =
       opt.block_length > 0 ? opt.block_length : opt.gen_length;

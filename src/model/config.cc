@@ -83,11 +83,13 @@ struct Reader {
   int32_t TokenId(const char* k) const {
     if (!Has(k)) return -1;
     const json& v = j[k];
-    if (v.is_array() && !v.empty() && v[0].is_number_integer())
-      return v[0].get<int32_t>();
-    DLLM_CHECK(v.is_number_integer(), origin, ": field '", k,
+    const json& id = v.is_array() && !v.empty() ? v[0] : v;
+    DLLM_CHECK(id.is_number_integer(), origin, ": field '", k,
                "' must be a token id");
-    return v.get<int32_t>();
+    const int64_t x = id.get<int64_t>();
+    DLLM_CHECK(x >= -1 && x < (int64_t(1) << 24), origin, ": field '", k,
+               "' = ", x, " is not a token id");
+    return int32_t(x);
   }
 };
 

@@ -45,11 +45,14 @@ SftData::SftData(const std::string& dir, int64_t vocab_size) {
       dir,
       "/sft.json: expected {\"records\": [[offset, length, prompt_len], ...]}");
   for (const auto& r : j["records"]) {
-    DLLM_CHECK(r.is_array() && r.size() == 3, dir, "/sft.json: bad record ",
-               r.dump());
+    DLLM_CHECK(r.is_array() && r.size() == 3 && r[0].is_number_integer() &&
+                   r[1].is_number_integer() && r[2].is_number_integer(),
+               dir, "/sft.json: bad record ", r.dump(),
+               " (expected [offset, length, prompt_len])");
     SftRecord s{r[0].get<int64_t>(), r[1].get<int64_t>(), r[2].get<int64_t>()};
-    DLLM_CHECK(s.offset >= 0 && s.length > s.prompt_len && s.prompt_len >= 0 &&
-                   s.offset + s.length <= tokens_->size(),
+    DLLM_CHECK(s.offset >= 0 && s.offset <= tokens_->size() &&
+                   s.length > s.prompt_len && s.prompt_len >= 0 &&
+                   s.length <= tokens_->size() - s.offset,
                dir, "/sft.json: record ", r.dump(),
                " is outside sft.bin or has no answer");
     records_.push_back(s);

@@ -76,8 +76,14 @@ void CopyFileIfExists(const std::string& from, const std::string& to) {
 EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
                          int64_t context, int64_t windows, int64_t grid,
                          int64_t draws, uint64_t seed) {
+  DLLM_CHECK(context >= 2 && windows >= 1 && grid >= 1 && draws >= 1,
+             "evaluation needs context >= 2 and at least one window, t value "
+             "and mask draw");
   const DataMeta meta = ReadDataMeta(data_dir);
   TokenFile val(data_dir + "/val.bin", model.config().vocab_size);
+  DLLM_CHECK(val.size() >= 2, data_dir, "/val.bin has ", val.size(),
+             " tokens: too few to validate on (prepare the data with a larger "
+             "--val-fraction)");
   const bool ar = model.config().causal;
   const int64_t T = std::min<int64_t>(context, val.size());
   const int64_t per_batch = std::min<int64_t>(8, windows);
@@ -153,9 +159,10 @@ int RunTraining(const TrainRunOptions& o) {
   } else {
     if (!o.init_from.empty())
       model = TrainableModel::Load(o.init_from);
-    else
-      model =
-          std::make_unique<TrainableModel>(o.config, o.seed, float(o.init_std));
+    else  // the same checks as a config.json read from disk
+      model = std::make_unique<TrainableModel>(
+          ParseModelConfig(ModelConfigToJson(o.config), "the model shape"),
+          o.seed, float(o.init_std));
     opt = std::make_unique<AdamW>(
         model->num_params(),
         AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});
@@ -177,8 +184,18 @@ int RunTraining(const TrainRunOptions& o) {
   else
     train =
         std::make_unique<TokenFile>(o.data_dir + "/train.bin", c.vocab_size);
-  const bool have_val =
-      Exists(o.data_dir + "/val.bin") && o.objective != Objective::kMDMSFT;
+  // Validation needs a split of at least 2 tokens (a one-line corpus can
+  // leave it empty); without one, training runs without validation.
+  const bool have_val = o.objective != Objective::kMDMSFT &&
+                        meta.val_tokens >= 2 && Exists(o.data_dir + "/val.bin");
+  if (!have_val && o.objective != Objective::kMDMSFT && o.eval_every > 0)
+    std::fprintf(
+        stderr,
+        "train: %s has no validation split; training without validation\n",
+        o.data_dir.c_str());
+  DLLM_CHECK(
+      o.eval_windows >= 1 && o.eval_grid >= 1 && o.eval_draws >= 1,
+      "train: --eval-windows, --eval-grid and --eval-draws must be at least 1");
 
   std::FILE* log = std::fopen(csv.c_str(), start > 0 ? "a" : "w");
   DLLM_CHECK(log != nullptr, csv, ": cannot open for writing");

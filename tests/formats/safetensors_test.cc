@@ -80,6 +80,13 @@ TEST(Safetensors, RejectsMalformed) {
       "overlap");
   EXPECT_DLLM_ERROR(Parse(Image("{" + ok + "," + ok + "}", 8)),
                     "appears twice");
+  // An empty tensor between two overlapping ones must not hide the overlap.
+  EXPECT_DLLM_ERROR(
+      Parse(Image(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                  R"("e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+                  R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                  16)),
+      "overlap");
   EXPECT_DLLM_ERROR(
       Parse(Image(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
                   8)),

@@ -172,6 +172,13 @@ TEST(Generate, RejectsBadOptions) {
   EXPECT_DLLM_ERROR(Gen(*m, {{1, 99}}, o), "prompt token 99 at position 1");
   o.top_p = 0;
   EXPECT_DLLM_ERROR(Gen(*m, {{1}}, o), "top-p must be in (0, 1]");
+  o.top_p = 1;
+  o.temperature = 1e-39;
+  EXPECT_DLLM_ERROR(Gen(*m, {{1}}, o),
+                    "temperature must be 0 (greedy) or at least 1e-6");
+  o.temperature = 0;
+  o.cfg_scale = INFINITY;
+  EXPECT_DLLM_ERROR(Gen(*m, {{1}}, o), "must be finite");
   o = Base(Order::kOrigin, 16, 16, 16);
   o.schedule = Schedule::kThreshold;
   EXPECT_DLLM_ERROR(Gen(*m, {{1}}, o),
@@ -195,7 +202,8 @@ TEST(Generate, AutoregressiveGreedyIsArgmaxOfPrefix) {
   c.n_layers = 2, c.d_model = 32, c.n_heads = 4, c.n_kv_heads = 4,
   c.head_dim = 8;
   c.d_ff = 48, c.vocab_size = 40, c.max_seq_len = 64, c.rope_theta = 10000;
-  c.mask_token_id = 39, c.eos_token_id = 38, c.causal = true;
+  c.mask_token_id = -1, c.eos_token_id = 38,
+  c.causal = true;  // AR: no mask needed
   InitRandomModel(c, dir.path(), "F32", 5, 0.3f);
   auto m = Model::Load(dir.path());
   GenerateOptions o;

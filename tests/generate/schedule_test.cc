@@ -37,7 +37,8 @@ TEST(Schedule, DreamTimestepsMatchTorchLinspace) {
   // path); the transfer counts below are what must agree exactly.
   auto t12 = DreamTimesteps(12, 1e-3f);
   ASSERT_EQ(t12.size(), want12.size());
-  for (size_t i = 0; i < t12.size(); ++i) EXPECT_NEAR(t12[i], want12[i], 6e-8f) << i;
+  for (size_t i = 0; i < t12.size(); ++i)
+    EXPECT_NEAR(t12[i], want12[i], 6e-8f) << i;
   auto t5 = DreamTimesteps(5, 1e-3f);
   EXPECT_EQ(t5[1], 0.8001999855041504f);
   EXPECT_EQ(t5[4], 0.20080000162124634f);

@@ -75,6 +75,11 @@ TEST(Config, RejectsBadFields) {
                     "mask_token_id 999");
   EXPECT_DLLM_ERROR(ParseModelConfig(with("weight_tying", 1), "c.json"),
                     "true or false");
+  EXPECT_DLLM_ERROR(
+      ParseModelConfig(with("mask_token_id", 4294967551LL), "c.json"),
+      "is not a token id");
+  EXPECT_DLLM_ERROR(ParseModelConfig(with("eos_token_id", -5), "c.json"),
+                    "is not a token id");
   EXPECT_DLLM_ERROR(ParseModelConfig("{not json", "c.json"),
                     "c.json: not valid JSON");
   // Round trip through our writer.

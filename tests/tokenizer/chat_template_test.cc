@@ -32,11 +32,11 @@ std::vector<json> Conversations() {
   out.push_back(
       json::array({Msg("user", "Write a haiku."),
                    Msg("assistant", "Old pond\nfrog jumps in\nsplash")}));
-  out.push_back(
-      json::array({Msg("user",
-                       "Ünïcödé ✓ 你好 🦙 \"quotes\" {braces} {{ not jinja "
-                       "}} <|im_end|>"),
-                   Msg("assistant", "\tTabbed\r\nreply "), Msg("user", "")}));
+  out.push_back(json::array(
+      {Msg("user",
+           "Ünïcödé ✓ 你好 🦙 \"quotes\" {braces} {{ not jinja "
+           "}} <|im_end|>"),
+       Msg("assistant", "\tTabbed\r\nreply "), Msg("user", "")}));
   out.push_back(
       json::array({Msg("user", "a"), Msg("assistant", "b"), Msg("user", "c"),
                    Msg("assistant", "d"), Msg("user", "e")}));

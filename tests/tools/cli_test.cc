@@ -72,6 +72,11 @@ TEST(Cli, InitInfoAndErrors) {
   r = RunDllm("info -m " + (dir / "nothing"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("config.json: cannot open"), std::string::npos) << r.out;
+  r = RunDllm("forward -m " + (dir / "m") + " --ids 1 --threads 4294967297");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--threads: 4294967297 is out of range"),
+            std::string::npos)
+      << r.out;
   r = RunDllm("frobnicate");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown command 'frobnicate'"), std::string::npos)

@@ -46,7 +46,8 @@ TEST(TokenizeCli, RoundTripTemplateAndErrors) {
   r = RunDllm("template -m " + dir.path() + " --messages " +
               (dir / "chat.json"));
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_EQ(r.out.rfind("[user] Hi\n[assistant] Hello\n[assistant] ", 0), 0u) << r.out;
+  EXPECT_EQ(r.out.rfind("[user] Hi\n[assistant] Hello\n[assistant] ", 0), 0u)
+      << r.out;
   r = RunDllm("template -m " + dir.path() + " --messages " +
               (dir / "chat.json") + " --no-generation-prompt");
   EXPECT_EQ(r.out.find("[assistant] \n"), std::string::npos) << r.out;

@@ -122,6 +122,36 @@ TEST(Checkpoint, CorruptOrMismatchedIsRefused) {
   EXPECT_EQ(RunTraining(o), 0);
 }
 
+TEST(Checkpoint, BadDataAndShapesAreClearErrors) {
+  test::TempDir dir;
+  MakeData(dir.path(), 64);
+  // No validation split: training runs without validation.
+  WriteTokenFile(dir / "val.bin", {});
+  std::string meta =
+      "{\"vocab_size\": 64, \"train_tokens\": 4000, \"val_tokens\": 0, "
+      "\"train_bytes\": 1, \"val_bytes\": 0}";
+  WriteFileAtomic(dir / "meta.json", meta.data(), meta.size());
+  TrainRunOptions o = Options(dir.path(), dir / "m", Objective::kMDM);
+  o.steps = 2;
+  EXPECT_EQ(RunTraining(o), 0);
+  o.eval_windows = 0;
+  EXPECT_DLLM_ERROR(RunTraining(o), "--eval-windows");
+  // A mask id outside the vocabulary is refused before any training.
+  o = Options(dir.path(), dir / "m2", Objective::kMDM);
+  o.config.mask_token_id = 64;
+  EXPECT_DLLM_ERROR(RunTraining(o),
+                    "mask_token_id 64 is outside the vocabulary");
+  // SFT records that point outside sft.bin, even by overflowing.
+  WriteTokenFile(dir / "sft.bin", {1, 2, 3, 4});
+  std::string sft = "{\"records\": [[9223372036854775000, 1000, 0]]}";
+  WriteFileAtomic(dir / "sft.json", sft.data(), sft.size());
+  o = Options(dir.path(), dir / "s", Objective::kMDMSFT);
+  EXPECT_DLLM_ERROR(RunTraining(o), "is outside sft.bin");
+  sft = "{\"records\": [[0, \"x\", 0]]}";
+  WriteFileAtomic(dir / "sft.json", sft.data(), sft.size());
+  EXPECT_DLLM_ERROR(RunTraining(o), "bad record");
+}
+
 TEST(Checkpoint, KillDuringSaveLeavesThePreviousIntact) {
   test::TempDir dir;
   const std::string path = dir / "ckpt.safetensors";

@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -111,12 +112,15 @@ std::string Args::Get(const std::string& name) const {
   return it == values_.end() ? s->default_value : it->second;
 }
 
-int64_t Args::GetInt(const std::string& name) const {
+int64_t Args::GetInt(const std::string& name, int64_t lo, int64_t hi) const {
   std::string v = Get(name);
   char* end = nullptr;
+  errno = 0;
   long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end != '\0')
     Fail("option ", name, ": expected an integer, got '", v, "'");
+  if (errno == ERANGE || x < lo || x > hi)
+    Fail("option ", name, ": ", v, " is out of range [", lo, ", ", hi, "]");
   return x;
 }
 

@@ -29,7 +29,10 @@ class Args {
 
   bool Has(const std::string& name) const;         // given on the command line
   std::string Get(const std::string& name) const;  // value or default
-  int64_t GetInt(const std::string& name) const;
+  // Integer option; values outside [lo, hi] (by default what an int holds)
+  // are an error rather than silently truncated.
+  int64_t GetInt(const std::string& name, int64_t lo = INT32_MIN,
+                 int64_t hi = INT32_MAX) const;
   double GetDouble(const std::string& name) const;
   bool GetFlag(const std::string& name) const;
   const std::vector<std::string>& Positional() const { return positional_; }

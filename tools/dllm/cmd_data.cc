@@ -94,26 +94,29 @@ int RunDataPrepare(int argc, char** argv) {
       pos = nl == std::string::npos ? text.size() : nl + 1;
       ++line_no;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      DLLM_CHECK(!j.is_discarded(), a.Get("--sft"), ":", line_no,
-                 ": not valid JSON");
-      DLLM_CHECK(
-          j.contains("messages") && j["messages"].is_array() &&
-              j["messages"].size() >= 2,
-          a.Get("--sft"), ":", line_no,
-          ": expected {\"messages\": [..., {\"role\": \"assistant\", ...}]}");
-      auto msgs = j["messages"];
-      const auto last = msgs.back();
-      DLLM_CHECK(last.value("role", "") == "assistant" &&
-                     last.contains("content") && last["content"].is_string(),
-                 a.Get("--sft"), ":", line_no,
-                 ": the last message must be the assistant's answer");
-      msgs.erase(msgs.end() - 1);
-      std::vector<int32_t> prompt =
-          tok.Encode(tmpl.Apply(msgs.dump(), true), false);
-      std::vector<int32_t> answer =
-          tok.Encode(last["content"].get<std::string>(), false);
-      answer.push_back(eos);
+      std::vector<int32_t> prompt, answer;
+      try {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        DLLM_CHECK(!j.is_discarded(), a.Get("--sft"), ":", line_no,
+                   ": not valid JSON");
+        DLLM_CHECK(
+            j.contains("messages") && j["messages"].is_array() &&
+                j["messages"].size() >= 2,
+            a.Get("--sft"), ":", line_no,
+            ": expected {\"messages\": [..., {\"role\": \"assistant\", ...}]}");
+        auto msgs = j["messages"];
+        const auto last = msgs.back();
+        DLLM_CHECK(last.value("role", "") == "assistant" &&
+                       last.contains("content") && last["content"].is_string(),
+                   a.Get("--sft"), ":", line_no,
+                   ": the last message must be the assistant's answer");
+        msgs.erase(msgs.end() - 1);
+        prompt = tok.Encode(tmpl.Apply(msgs.dump(), true), false);
+        answer = tok.Encode(last["content"].get<std::string>(), false);
+        answer.push_back(eos);
+      } catch (const nlohmann::json::exception& e) {
+        Fail(a.Get("--sft"), ":", line_no, ": ", e.what());
+      }
       records.push_back(
           {tokens.size(), prompt.size() + answer.size(), prompt.size()});
       tokens.insert(tokens.end(), prompt.begin(), prompt.end());

@@ -97,7 +97,7 @@ GenerateOptions ReadGenerateOptions(const Args& a, const ModelConfig& c) {
   o.ban_eos = a.GetFlag("--ban-eos");
   o.eos_last = a.GetFlag("--eos-last");
   o.stop_at_eos = !a.GetFlag("--no-early-stop");
-  o.seed = uint64_t(a.GetInt("--seed"));
+  o.seed = uint64_t(a.GetInt("--seed", 0, INT64_MAX));
   return o;
 }
 

@@ -135,7 +135,8 @@ int RunInit(int argc, char** argv) {
                "%.2fM params\n",
                ArchName(c.arch), c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
                c.d_ff, c.vocab_size, double(c.NumParams()) / 1e6);
-  InitRandomModel(c, out, a.Get("--dtype"), uint64_t(a.GetInt("--seed")),
+  InitRandomModel(c, out, a.Get("--dtype"),
+                  uint64_t(a.GetInt("--seed", 0, INT64_MAX)),
                   float(a.GetDouble("--std")));
   std::fprintf(stderr, "init: wrote %s/config.json and %s/model.safetensors\n",
                out.c_str(), out.c_str());

@@ -13,6 +13,17 @@
 namespace dllm::cli {
 namespace {
 
+// An integer field of meta.json (-1 when absent), with a clear error otherwise.
+int MetaInt(const nlohmann::json& meta, const char* key,
+            const std::string& dir) {
+  if (!meta.contains(key)) return -1;
+  DLLM_CHECK(meta[key].is_number_integer() && meta[key].get<int64_t>() >= -1 &&
+                 meta[key].get<int64_t>() < (int64_t(1) << 24),
+             dir, "/meta.json: '", key, "' must be a token count or id, got ",
+             meta[key].dump());
+  return int(meta[key].get<int64_t>());
+}
+
 int RunTrain(int argc, char** argv) {
   Args a(
       "dllm train --data DIR -o DIR [--objective mdm|mdm-sft|ar] [shape] "
@@ -85,12 +96,12 @@ int RunTrain(int argc, char** argv) {
              "/meta.json: missing or invalid (run `dllm data prepare`)");
   ModelConfig& c = o.config;
   ReadShape(a, &c);
-  c.vocab_size = meta["vocab_size"].get<int>();
+  c.vocab_size = MetaInt(meta, "vocab_size", o.data_dir);
   c.causal = o.objective == Objective::kAR;
   o.context = a.GetInt("--context");
   c.max_seq_len = int(std::max<int64_t>(o.context, 256));
-  c.mask_token_id = meta.value("mask_token_id", -1);
-  c.eos_token_id = meta.value("eos_token_id", -1);
+  c.mask_token_id = MetaInt(meta, "mask_token_id", o.data_dir);
+  c.eos_token_id = MetaInt(meta, "eos_token_id", o.data_dir);
   DLLM_CHECK(c.causal || c.mask_token_id >= 0, o.data_dir,
              ": the tokenizer has no mask token (train it with --special "
              "\"...,<|mask|>\")");
@@ -103,7 +114,7 @@ int RunTrain(int argc, char** argv) {
   o.warmup = a.GetInt("--warmup");
   o.weight_decay = a.GetDouble("--weight-decay");
   o.clip = a.GetDouble("--clip");
-  o.seed = uint64_t(a.GetInt("--seed"));
+  o.seed = uint64_t(a.GetInt("--seed", 0, INT64_MAX));
   o.eval_every = a.GetInt("--eval-every");
   o.eval_windows = a.GetInt("--eval-windows");
   o.eval_grid = a.GetInt("--eval-grid");
@@ -137,9 +148,10 @@ int RunEvalLoss(int argc, char** argv) {
              "eval loss: -m and --data are required");
   SetNumThreads(int(a.GetInt("--threads")));
   auto m = TrainableModel::Load(a.Get("--model"));
-  EvalResult r = EvaluateModel(
-      *m, a.Get("--data"), a.GetInt("--context"), a.GetInt("--windows"),
-      a.GetInt("--grid"), a.GetInt("--draws"), uint64_t(a.GetInt("--seed")));
+  EvalResult r = EvaluateModel(*m, a.Get("--data"), a.GetInt("--context"),
+                               a.GetInt("--windows"), a.GetInt("--grid"),
+                               a.GetInt("--draws"),
+                               uint64_t(a.GetInt("--seed", 0, INT64_MAX)));
   std::printf(
       "{\"model\":\"%s\",\"kind\":\"%s\",\"nats_per_token\":%.5f,\"bits_per_"
       "byte\":%.5f,\"tokens\":%lld}\n",

@@ -93,7 +93,9 @@ void AtomicFileWriter::Commit() {
   DLLM_ASSERT(fd_ >= 0);
   int fd = fd_;
   fd_ = -1;
-  if (fsync(fd) != 0 || close(fd) != 0) {
+  const bool synced = fsync(fd) == 0;
+  const bool closed = close(fd) == 0;  // always close, even if fsync failed
+  if (!synced || !closed) {
     unlink(tmp_.c_str());
     Fail(tmp_, ": cannot flush to disk: ", std::strerror(errno));
   }

@@ -179,9 +179,16 @@ int RunTraining(const TrainRunOptions& o) {
 
   std::unique_ptr<TokenFile> train;
   std::unique_ptr<SftData> sft;
-  if (o.objective == Objective::kMDMSFT)
+  if (o.objective == Objective::kMDMSFT) {
     sft = std::make_unique<SftData>(o.data_dir, c.vocab_size);
-  else
+    // A prompt that fills the whole window would leave no answer to learn.
+    int64_t too_long = 0;
+    for (const SftRecord& r : sft->records())
+      too_long += r.prompt_len >= o.context;
+    DLLM_CHECK(too_long == 0, o.data_dir, ": ", too_long,
+               " conversations have prompts of --context (", o.context,
+               ") tokens or more; raise --context or shorten them");
+  } else
     train =
         std::make_unique<TokenFile>(o.data_dir + "/train.bin", c.vocab_size);
   // Validation needs a split of at least 2 tokens (a one-line corpus can

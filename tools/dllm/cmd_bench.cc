@@ -31,7 +31,7 @@ int RunBenchForward(int argc, char** argv) {
   a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_CHECK(a.Has("--model"), "bench forward: -m DIR is required");
-  SetNumThreads(int(a.GetInt("--threads")));
+  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
   const int threads = NumThreads();
   auto model = Model::Load(a.Get("--model"));
   const ModelConfig& c = model->config();

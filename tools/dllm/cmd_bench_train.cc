@@ -38,7 +38,7 @@ int RunBenchTrain(int argc, char** argv) {
   a.Option("--python", "PATH", "interpreter with torch", "/usr/bin/python3");
   a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
   if (!a.Parse(argc, argv)) return a.exit_code();
-  SetNumThreads(int(a.GetInt("--threads")));
+  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
   const int threads = NumThreads();
   ModelConfig c;
   ReadShape(a, &c);

@@ -56,7 +56,7 @@ int RunChat(int argc, char** argv) {
   a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_CHECK(a.Has("--model"), "chat: -m DIR is required");
-  SetNumThreads(int(a.GetInt("--threads")));
+  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
   const std::string dir = a.Get("--model");
   auto model = Model::Load(dir);
   const ModelConfig& c = model->config();

@@ -31,7 +31,7 @@ int RunForward(int argc, char** argv) {
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_CHECK(a.Has("--model"), "forward: -m DIR is required");
   DLLM_CHECK(a.Has("--ids"), "forward: --ids is required");
-  SetNumThreads(int(a.GetInt("--threads")));
+  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
   std::vector<int32_t> ids = ParseIdList(a.Get("--ids"), "--ids");
   DLLM_CHECK(!ids.empty(), "forward: --ids is empty");
   auto model = Model::Load(a.Get("--model"));

@@ -176,7 +176,7 @@ int RunGenerate(int argc, char** argv) {
   DLLM_CHECK(a.Has("--prompt") != a.Has("--prompt-ids") ||
                  (!a.Has("--prompt") && !a.Has("--prompt-ids")),
              "generate: give -p TEXT or --prompt-ids, not both");
-  SetNumThreads(int(a.GetInt("--threads")));
+  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
   const std::string dir = a.Get("--model");
   auto model = Model::Load(dir);
   const ModelConfig& c = model->config();

@@ -83,7 +83,7 @@ int RunTrain(int argc, char** argv) {
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_CHECK(a.Has("--data") && a.Has("--out"),
              "train: --data DIR and -o DIR are required");
-  SetNumThreads(int(a.GetInt("--threads")));
+  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
 
   TrainRunOptions o;
   o.data_dir = a.Get("--data");
@@ -146,7 +146,7 @@ int RunEvalLoss(int argc, char** argv) {
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_CHECK(a.Has("--model") && a.Has("--data"),
              "eval loss: -m and --data are required");
-  SetNumThreads(int(a.GetInt("--threads")));
+  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
   auto m = TrainableModel::Load(a.Get("--model"));
   EvalResult r = EvaluateModel(*m, a.Get("--data"), a.GetInt("--context"),
                                a.GetInt("--windows"), a.GetInt("--grid"),

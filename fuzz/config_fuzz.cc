@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "dllm/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -5,7 +5,7 @@
 #include <map>
 #include <vector>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "formats/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

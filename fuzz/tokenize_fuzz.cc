@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "base/error.h"
-#include "tokenizer/bpe_train.h"
-#include "tokenizer/tokenizer.h"
+#include "dllm/error.h"
+#include "dllm/bpe_train.h"
+#include "dllm/tokenizer.h"
 
 namespace {
 

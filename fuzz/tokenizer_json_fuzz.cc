@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "base/error.h"
-#include "tokenizer/tokenizer.h"
+#include "dllm/error.h"
+#include "dllm/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

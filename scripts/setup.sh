@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   libopenblas-dev libhwy-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libedit-dev                # line editing in `dllm chat` (BSD-licensed)
   clang libclang-rt-14-dev   # libFuzzer targets
   tmux                       # the terminal test of `dllm chat`
   nodejs npm                 # tokenizer parity against the Hugging Face library

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/rng.h"
 
 namespace dllm::test {

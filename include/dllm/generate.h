@@ -1,8 +1,9 @@
 // Public API: diffusion generation. A canvas of [MASK] tokens is denoised by
 // repeated forward passes; each step an *order* scores the masked positions
 // and a *schedule* says how many of the best to commit (DESIGN.md "The
-// canvas"). One Generate() loop drives both and reports each step through a
-// callback.
+// canvas"). Generate() runs a batch to the end and reports each step through
+// a callback; it is a loop over dllm::Generator (dllm/generator.h), the
+// stepper that also lets sequences join and leave between steps.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,18 @@ enum class Schedule {
                   // max(H) <= gamma
 };
 
+// Which keys and values a step may take from earlier forward passes
+// (DESIGN.md "Block diffusion and caches").
+enum class Cache {
+  kAuto,    // causal models: the KV cache (exact); full-attention ones: none
+  kNone,    // every step runs every position
+  kPrefix,  // Fast-dLLM prefix cache: the prompt's and finished blocks' keys
+            // come from the last refresh; a step runs the current block and
+            // everything after it (causal models: the KV cache)
+  kDual,    // Fast-dLLM dual cache: the masked suffix's keys are cached too;
+            // a step runs only the current block (causal models: KV cache)
+};
+
 struct GenerateOptions {
   int gen_length = 64;  // tokens to generate (masks in the canvas)
   int steps =
@@ -65,6 +78,13 @@ struct GenerateOptions {
   bool stop_at_eos =
       true;  // stop once an EOS is committed with everything before it decided
   uint64_t seed = 0;
+  // Caches for full-attention models are approximations (the cached keys go
+  // stale as tokens are committed); a refresh runs every position again. A
+  // refresh happens at each block's first step and, when refresh_every > 0,
+  // every refresh_every steps within a block (1 = every step: the uncached
+  // result).
+  Cache cache = Cache::kAuto;
+  int refresh_every = 0;
   std::vector<int32_t> suffix;  // infilling: tokens after the generated span
   std::vector<int32_t>
       eos_ids;  // EOS-like ids; empty = the model's eos_token_id
@@ -112,6 +132,9 @@ struct GenerateStats {
 
 // Generates for every prompt in one batch (one forward pass per step for all
 // of them). Errors (bad options, prompts too long) throw dllm::Error.
+// StepInfo's canvases and committed are indexed like `prompts`; step counts
+// the forward passes (0-based); returning false from on_step stops and
+// returns what is decided so far.
 std::vector<GenerateResult> Generate(
     Model& model, const std::vector<std::vector<int32_t>>& prompts,
     const GenerateOptions& opt, StepCallback on_step = nullptr,
@@ -124,6 +147,16 @@ Order ParseOrder(const std::string& name);
 Schedule ParseSchedule(const std::string& name);
 const char* OrderName(Order o);
 const char* ScheduleName(Schedule s);
+// "auto", "none", "prefix", "dual".
+Cache ParseCache(const std::string& name);
+const char* CacheName(Cache c);
+
+// LLaDA's orders (low-confidence, random) choose tokens by Gumbel-max over the
+// raw logits and pair with kEvenBlocks; every other order is Dream's.
+bool IsLLaDAOrder(Order o);
+// The schedule `opt` runs: opt.schedule, or for kDefault the order's
+// published pairing. Never returns kDefault.
+Schedule ResolveSchedule(const GenerateOptions& opt);
 
 // Checks options against a model; throws a clear error for bad combinations.
 void ValidateGenerateOptions(const GenerateOptions& opt, int prompt_len,

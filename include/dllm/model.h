@@ -27,6 +27,46 @@ struct ForwardBatch {
   int64_t n_rows = -1;
 };
 
+// Keys and values of every layer (after RoPE) at the positions of one
+// sequence that Model::ForwardCached has computed, so that a later call runs
+// only some positions and attends to the rest from here (AR decoding;
+// Fast-dLLM's prefix and dual caches). One allocation, sized to the context
+// once; the caller keeps track of which positions hold current values.
+class KVCache {
+ public:
+  KVCache() = default;
+  // Room for positions [0, capacity) of a model with config `c`.
+  KVCache(const ModelConfig& c, int64_t capacity);
+
+  int64_t capacity() const { return capacity_; }
+  bool empty() const { return capacity_ == 0; }
+  size_t bytes() const { return data_.size() * sizeof(float); }
+  // Layer l's keys or values: (capacity, n_kv_heads*head_dim).
+  float* keys(int layer) { return data_.data() + Offset(layer, 0); }
+  float* values(int layer) { return data_.data() + Offset(layer, 1); }
+
+ private:
+  size_t Offset(int layer, int kv) const {
+    return (size_t(layer) * 2 + size_t(kv)) * size_t(capacity_) *
+           size_t(width_);
+  }
+  int64_t capacity_ = 0, width_ = 0;
+  std::vector<float> data_;  // (n_layers, 2, capacity, n_kv_heads*head_dim)
+};
+
+// One contiguous range of positions [p0, p0 + n) of one sequence for
+// Model::ForwardCached. RoPE uses the absolute positions; the range's keys
+// and values are written into `cache` at those positions, and its queries
+// attend to the cache's keys [0, key_end): the ones written now and those
+// of earlier calls the caller declares valid. Causal models see keys up to
+// the query itself, as ever.
+struct CachedRun {
+  KVCache* cache = nullptr;
+  const int32_t* ids = nullptr;  // (n) the tokens at positions p0 ...
+  int64_t p0 = 0, n = 0;
+  int64_t key_end = 0;  // 0 = p0 + n; never less than p0 + n
+};
+
 // Summary of one stored tensor, for `dllm info`.
 struct TensorInfo {
   std::string name;
@@ -54,12 +94,28 @@ class Model {
   // forward at a time per Model (it reuses its activation buffers).
   void Forward(const ForwardBatch& batch, float* logits);
 
+  // Forward over ranges of positions of several sequences, each with its own
+  // KV cache (see CachedRun). The matmuls run over the rows of all runs at
+  // once; attention per run. rows: flat indices into the runs' rows laid end
+  // to end (run 0's n rows, then run 1's, ...), nullptr with n_rows < 0 =
+  // every row. Writes raw logits (n_rows, vocab). With the keys of every
+  // position current, a run gives the rows Forward would give for the whole
+  // sequence (to rounding).
+  void ForwardCached(const CachedRun* runs, int64_t n_runs, const int32_t* rows,
+                     int64_t n_rows, float* logits);
+
   // Bytes of activation buffers the last Forward used.
   size_t activation_bytes() const;
 
  private:
   Model();
   struct Scratch;
+  void CheckIds(const int32_t* ids, int64_t n, int64_t T) const;
+  void GrowRope(int64_t max_pos);
+  void Embed(const int32_t* ids, int64_t n, float* x);
+  void Head(const float* x, const int32_t* rows, int64_t n_rows, int64_t T,
+            float* logits);
+  void CountBytes();
   ModelConfig config_;
   std::string dir_;
   std::unique_ptr<TensorStore> store_;

@@ -1,9 +1,12 @@
-// A read-only memory map of a whole file. Weights are used in place from it.
+// A read-only memory map of a whole file (weights are used in place from it)
+// and the atomic writer behind WriteFileAtomic (dllm/files.h).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+#include "dllm/files.h"
 
 namespace dllm {
 
@@ -25,9 +28,6 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Reads a whole (small) file into a string; throws naming the path.
-std::string ReadFileToString(const std::string& path);
-
 // Streams a file into place atomically: bytes go to `path.tmp.PID`; Commit()
 // fsyncs and renames it over `path`. Destroyed without Commit(), it removes
 // the temporary file, so an interrupted save leaves the previous file intact.
@@ -45,10 +45,5 @@ class AtomicFileWriter {
   std::string path_, tmp_;
   int fd_ = -1;
 };
-
-// Writes `size` bytes to `path` atomically: a temporary file in the same
-// folder, fsync, rename, fsync of the folder. A crash leaves either the old
-// file or the new one, never a torn one.
-void WriteFileAtomic(const std::string& path, const void* data, size_t size);
 
 }  // namespace dllm

@@ -120,14 +120,22 @@ void ParallelFor(size_t n, size_t grain,
   ThreadPool& pool = Pool();
   grain = std::max<size_t>(1, grain);
   size_t max_chunks = (n + grain - 1) / grain;
-  // A few chunks per thread balances uneven tasks without much overhead.
+  // A few interleaved chunks per slot balance work that is uneven along
+  // [0, n) without much overhead.
   size_t chunks = std::min(max_chunks, static_cast<size_t>(pool.size()) * 4);
   if (pool.size() == 1) chunks = 1;
   size_t per = (n + chunks - 1) / chunks;
   chunks = (n + per - 1) / per;
-  pool.Run(chunks, [&](size_t c, int thread) {
-    size_t b = c * per, e = std::min(n, b + per);
-    fn(b, e, thread);
+  // One task per slot with a fixed list of chunks, rather than one task per
+  // chunk: with chunks handed out as threads come free, which chunks a
+  // thread's partial sums held depended on timing, and so did their rounding.
+  // Idle threads still take whole slots from a late one.
+  const size_t slots = std::min(chunks, static_cast<size_t>(pool.size()));
+  pool.Run(slots, [&](size_t s, int) {
+    for (size_t c = s; c < chunks; c += slots) {
+      size_t b = c * per, e = std::min(n, b + per);
+      fn(b, e, static_cast<int>(s));
+    }
   });
 }
 

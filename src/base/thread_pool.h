@@ -34,10 +34,14 @@ class ThreadPool {
 ThreadPool& Pool();
 void SetThreads(int n_threads);
 
-// Splits [0, n) into contiguous chunks of at least `grain`, one task each,
-// and calls fn(begin, end, thread).
+// Splits [0, n) into contiguous chunks of at least `grain` and calls
+// fn(begin, end, slot). `slot` < Pool().size() is never shared by two calls
+// running at once (it indexes per-thread scratch), and it depends only on the
+// chunk: slot s runs chunks s, s + S, s + 2S, ... in that order. So partial
+// sums kept per slot and added up in slot order are the same bits on every
+// run, however the threads are scheduled (training resumes reproducibly).
 void ParallelFor(
     size_t n, size_t grain,
-    const std::function<void(size_t begin, size_t end, int thread)>& fn);
+    const std::function<void(size_t begin, size_t end, int slot)>& fn);
 
 }  // namespace dllm

@@ -31,6 +31,12 @@ struct TensorView {
   }
 };
 
+// Index of the first NaN or Inf among n values of a float dtype (F32, BF16,
+// F16), or -1 when all are finite (and for other dtypes, which cannot hold
+// either). *is_nan tells which was found. Single-threaded.
+int64_t FirstNonFinite(DType dtype, const uint8_t* data, int64_t n,
+                       bool* is_nan);
+
 // Largest JSON header we accept: real files have a few hundred KB at most.
 constexpr uint64_t kMaxSafetensorsHeader = 100ull << 20;
 
@@ -70,6 +76,11 @@ class TensorStore {
   const TensorView* Find(const std::string& name) const;  // nullptr if absent
   const std::vector<const TensorView*>& all() const { return all_; }
   size_t total_file_bytes() const;
+  // Scans every float tensor for NaN and Inf, spread over the thread pool;
+  // throws naming the file, the tensor and the first bad element. A model
+  // with such weights produces garbage (or ids outside the vocabulary) far
+  // from the cause, so loading is the place to say it.
+  void CheckFinite() const;
   // Where tensors come from, for messages ("model.safetensors" or the index).
   const std::string& origin() const { return origin_; }
 

@@ -16,10 +16,6 @@ uint64_t RandomStream(RandomTag tag, int step, int position) {
 
 namespace {
 
-bool IsLLaDAOrder(Order o) {
-  return o == Order::kLowConfidence || o == Order::kRandom;
-}
-
 // Dream's top-p: keep the smallest prefix of tokens sorted by probability
 // whose mass reaches top_p (the token that crosses it stays).
 void TopPFilter(float* row, int V, double top_p, std::vector<float>& scratch) {

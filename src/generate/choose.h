@@ -35,15 +35,4 @@ Choice ChooseToken(float* row, int V, const GenerateOptions& opt,
                    const std::vector<int32_t>& eos_ids, int step, int position,
                    std::vector<float>& scratch);
 
-// The results of finished (or cancelled) canvases: tokens up to the first
-// undecided position or EOS.
-std::vector<GenerateResult> Results(const std::vector<Canvas>& canvases,
-                                    const std::vector<int32_t>& eos);
-
-// Left-to-right decoding for causal models (autoregressive.cc).
-std::vector<GenerateResult> GenerateAutoregressive(
-    Model& model, const std::vector<std::vector<int32_t>>& prompts,
-    const GenerateOptions& opt, const std::vector<int32_t>& eos,
-    StepCallback on_step, void* user, GenerateStats* stats);
-
 }  // namespace dllm::gen

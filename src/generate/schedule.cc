@@ -4,9 +4,14 @@
 
 namespace dllm::gen {
 
+int EvenSplitAt(int n, int steps, int i) {
+  if (steps <= 0) return 0;
+  return n / steps + (i < n % steps ? 1 : 0);
+}
+
 std::vector<int> EvenSplit(int n, int steps) {
-  std::vector<int> out(size_t(std::max(steps, 0)), steps > 0 ? n / steps : 0);
-  for (int i = 0; i < steps && i < n % steps; ++i) ++out[size_t(i)];
+  std::vector<int> out(size_t(std::max(steps, 0)));
+  for (int i = 0; i < steps; ++i) out[size_t(i)] = EvenSplitAt(n, steps, i);
   return out;
 }
 
@@ -60,6 +65,48 @@ int EntropyBoundCount(const std::vector<float>& h, double gamma) {
     sum = s2, mx = m2, ++k;
   }
   return k;
+}
+
+namespace {
+
+// The candidates' confidences (or entropies), best first.
+std::vector<float> Ranked(const StepView& v, bool entropy) {
+  std::vector<float> out;
+  if (!v.ranked) return out;
+  out.reserve(v.ranked->size());
+  for (int j : *v.ranked)
+    out.push_back(entropy ? v.choices[j].entropy : v.choices[j].confidence);
+  return out;
+}
+
+}  // namespace
+
+int EvenBlocksRule(const StepView& v) {
+  // Spread over the block's steps what was masked when the block started, so
+  // the count does not drift when a position keeps choosing [MASK].
+  return EvenSplitAt(v.plan.block_masked, v.plan.steps_per_block,
+                     v.plan.steps_in_block);
+}
+
+int TimestepsRule(const StepView& v) {
+  // Dream counts what is still masked up to the block's end, earlier blocks
+  // included (a position that chose [MASK] competes again).
+  const Canvas& c = v.canvas;
+  return DreamTransferCount(CountMasked(c, c.prompt_len, c.block_end),
+                            v.plan.steps_in_block, v.plan.steps_per_block,
+                            v.plan.timesteps);
+}
+
+int ThresholdRule(const StepView& v) {
+  return ThresholdCount(Ranked(v, false), v.opt.threshold);
+}
+
+int FactorRule(const StepView& v) {
+  return FactorCount(Ranked(v, false), v.opt.factor);
+}
+
+int EntropyBoundRule(const StepView& v) {
+  return EntropyBoundCount(Ranked(v, true), v.opt.gamma);
 }
 
 }  // namespace dllm::gen

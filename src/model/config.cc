@@ -3,7 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/mmap_file.h"
 
 namespace dllm {

@@ -1,6 +1,8 @@
 // `dllm init`: random-weight model folders for tests and benchmarks.
-#include "base/error.h"
+#include <cmath>
+
 #include "base/rng.h"
+#include "dllm/error.h"
 #include "dllm/model.h"
 #include "model/save.h"
 
@@ -12,6 +14,8 @@ void InitRandomModel(const ModelConfig& config, const std::string& dir,
   DType dtype;
   DLLM_CHECK(ParseDType(dtype_name, &dtype), "init: dtype '", dtype_name,
              "' is not supported (expected F32, BF16 or F16)");
+  DLLM_CHECK(std::isfinite(init_std) && init_std >= 0, "init: weight std ",
+             init_std, " must be a finite number >= 0");
   const std::vector<TensorSpec> specs = ListTensors(config);
   // Each tensor is generated only when written, so an 8B-shaped model never
   // needs more than one tensor in memory.

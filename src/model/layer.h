@@ -33,4 +33,14 @@ void LayerForward(const ModelConfig& c, const LayerWeights& L,
                   const float* cos, const float* sin, const float* x,
                   const LayerActivations& a, float* out);
 
+// The two halves of LayerForward around the attention, for callers that
+// attend elsewhere (the KV-cached forward attends over cached keys):
+// xn1, q, k (both after RoPE) and v from x; then xmid ... out from a.att.
+void LayerQKV(const ModelConfig& c, const LayerWeights& L, int64_t BT,
+              const float* cos, const float* sin, const float* x,
+              const LayerActivations& a);
+void LayerAfterAttention(const ModelConfig& c, const LayerWeights& L,
+                         int64_t BT, const float* x, const LayerActivations& a,
+                         float* out);
+
 }  // namespace dllm

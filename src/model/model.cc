@@ -1,13 +1,16 @@
 // Model loading (tensor list against the stored files) and the forward pass.
 #include "dllm/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "base/error.h"
 #include "base/mmap_file.h"
+#include "dllm/error.h"
 #include "formats/safetensors.h"
+#include "model/check_store.h"
 #include "model/layer.h"
+#include "model/rope.h"
 #include "model/weights.h"
 #include "ops/ops.h"
 
@@ -43,16 +46,22 @@ std::unique_ptr<Model> Model::Load(const std::string& dir) {
   m->store_ = TensorStore::Open(dir);
   TensorStore& store = *m->store_;
   ModelConfig& c = m->config_;
-  // Qwen2 (Dream) always has q/k/v biases, but checkpoints derived from it
-  // may not: follow the files.
-  if (c.arch == Arch::kDream)
-    c.qkv_bias = store.Find("model.layers.0.self_attn.q_proj.bias") != nullptr;
-  // A tied model may still ship an output head; an untied one must.
+  MatchStoredSwitches(c, store);
+  // An untied model must ship an output head; a tied one may still ship a
+  // copy of the embedding (CheckStoredTensors below).
+  const std::string head = OutputHeadName(c);
   ForEachTensor(
       c, *m->weights_,
       [&](const std::string& name, const std::vector<int64_t>& shape,
           TensorRole role, Tensor& t) {
         const TensorView* v = store.Find(name);
+        DLLM_CHECK(
+            v != nullptr || name != head, store.origin(), ": tensor '", name,
+            "' (the output head) is missing, but config.json ",
+            "says the head is untied (",
+            c.arch == Arch::kLLaDA ? "weight_tying" : "tie_word_embeddings",
+            " false): is the checkpoint tied, or is config.json from "
+            "another model?");
         DLLM_CHECK(v != nullptr, store.origin(), ": tensor '", name,
                    "' is missing (config.json wants ", ShapeStr(shape),
                    "): is config.json from another model?");
@@ -75,6 +84,7 @@ std::unique_ptr<Model> Model::Load(const std::string& dir) {
           t.data = const_cast<uint8_t*>(v->data);
         }
       });
+  CheckStoredTensors(c, store);
   return m;
 }
 
@@ -100,23 +110,113 @@ float* Grow(std::vector<float>& v, size_t n) {
   return v.data();
 }
 
-// RoPE angles as the Hugging Face code computes them (float32 inverse
-// frequencies and products), so long positions round the same way.
-void FillRopeTable(const ModelConfig& c, int64_t from, int64_t to, float* cos_t,
-                   float* sin_t) {
-  const int64_t half = c.head_dim / 2;
-  const float theta = float(c.rope_theta);
-  for (int64_t i = 0; i < half; ++i) {
-    float inv = 1.0f / std::pow(theta, float(2 * i) / float(c.head_dim));
-    for (int64_t p = from; p < to; ++p) {
-      float a = float(p) * inv;
-      cos_t[p * half + i] = std::cos(a);
-      sin_t[p * half + i] = std::sin(a);
+// Index of the first NaN or Inf in x[0, n), or -1. Bit tests rather than
+// std::isfinite, which -ffast-math builds would fold to true; a branch-free
+// max over blocks keeps the check a small fraction of the output head.
+int64_t FirstNonFiniteF32(const float* x, int64_t n) {
+  constexpr int64_t kBlock = 1024;
+  constexpr uint32_t kExp = 0x7F800000u;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    uint32_t hi = 0;
+    for (int64_t i = b; i < e; ++i) {
+      uint32_t u;
+      std::memcpy(&u, x + i, 4);
+      hi = std::max(hi, u & 0x7FFFFFFFu);
+    }
+    if (hi < kExp) continue;
+    for (int64_t i = b; i < e; ++i) {
+      uint32_t u;
+      std::memcpy(&u, x + i, 4);
+      if ((u & 0x7FFFFFFFu) >= kExp) return i;
     }
   }
+  return -1;
 }
 
 }  // namespace
+
+KVCache::KVCache(const ModelConfig& c, int64_t capacity)
+    : capacity_(capacity), width_(int64_t(c.n_kv_heads) * c.head_dim) {
+  DLLM_CHECK(capacity >= 1, "kv cache: capacity ", capacity,
+             " (expected at least one position)");
+  data_.resize(size_t(c.n_layers) * 2 * size_t(capacity) * size_t(width_));
+}
+
+void Model::CheckIds(const int32_t* ids, int64_t n, int64_t T) const {
+  const int64_t V = config_.vocab_size;
+  for (int64_t i = 0; i < n; ++i)
+    DLLM_CHECK(ids[i] >= 0 && ids[i] < V, "token id ", ids[i], " at position ",
+               i % T, " of sequence ", i / T, " is outside the vocabulary [0, ",
+               V, ")");
+}
+
+// RoPE tables cover every position up to max_pos, grown on demand.
+void Model::GrowRope(int64_t max_pos) {
+  Scratch& s = *scratch_;
+  const int64_t half = config_.head_dim / 2;
+  if (max_pos + 1 <= s.table_positions) return;
+  int64_t n = std::max<int64_t>(max_pos + 1, 2 * s.table_positions);
+  Grow(s.cos_table, size_t(n * half));
+  Grow(s.sin_table, size_t(n * half));
+  FillRopeTable(config_, s.table_positions, n, s.cos_table.data(),
+                s.sin_table.data());
+  s.table_positions = n;
+}
+
+// Embedding rows of n tokens, converted to fp32: x (n, C).
+void Model::Embed(const int32_t* ids, int64_t n, float* x) {
+  const Tensor& e = weights_->embed;
+  const int64_t C = config_.d_model;
+  const size_t esize = DTypeSize(e.dtype);
+  for (int64_t i = 0; i < n; ++i)
+    ops::ToF32(e.dtype,
+               static_cast<const uint8_t*>(e.data) + size_t(ids[i] * C) * esize,
+               C, x + i * C);
+}
+
+// Final norm and output head for the rows asked for. T names a row's
+// position and sequence in errors (row / T, row % T); 0 = just the row.
+void Model::Head(const float* x, const int32_t* rows_in, int64_t n_rows,
+                 int64_t T, float* logits) {
+  const ModelConfig& c = config_;
+  const Weights& w = *weights_;
+  const int64_t C = c.d_model, V = c.vocab_size;
+  float* rows = Grow(scratch_->rows, size_t(n_rows * C));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    int64_t src = rows_in ? rows_in[r] : r;
+    std::memcpy(rows + r * C, x + src * C, size_t(C) * 4);
+  }
+  ops::RmsNorm(rows, w.final_norm.f32(), n_rows, C, c.rms_eps, rows);
+  const Tensor& head = w.lm_head.empty() ? w.embed : w.lm_head;
+  ops::MatMulWT(rows, n_rows, head.matrix(), logits);
+  // Weights are finite (checked at load), so non-finite logits mean the
+  // activations overflowed: fail here rather than let a sampler turn NaN
+  // into an arbitrary token id.
+  const int64_t bad = FirstNonFiniteF32(logits, n_rows * V);
+  if (bad >= 0) {
+    const int64_t r = bad / V, src = rows_in ? rows_in[r] : r;
+    uint32_t u;
+    std::memcpy(&u, logits + bad, 4);
+    const bool is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+    const std::string where = T > 0 ? "position " + std::to_string(src % T) +
+                                          " of sequence " +
+                                          std::to_string(src / T)
+                                    : "row " + std::to_string(src);
+    Fail("forward: the logits of ", where, " hold ", is_nan ? "NaN" : "Inf",
+         " (token ", bad % V, "): the activations overflowed; are the weights ",
+         "of ", dir_, " from a diverged training run or too large?");
+  }
+}
+
+void Model::CountBytes() {
+  Scratch& s = *scratch_;
+  s.bytes = 0;
+  for (auto* vec :
+       {&s.x, &s.x2, &s.xn, &s.q, &s.k, &s.v, &s.att, &s.proj, &s.gate, &s.up,
+        &s.rope_cos, &s.rope_sin, &s.rows, &s.cos_table, &s.sin_table})
+    s.bytes += vec->capacity() * sizeof(float);
+}
 
 void Model::Forward(const ForwardBatch& in, float* logits) {
   const ModelConfig& c = config_;
@@ -125,20 +225,16 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
   const int64_t B = in.B, T = in.T, BT = B * T, C = c.d_model, F = c.d_ff;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim,
                 KV = int64_t(c.n_kv_heads) * c.head_dim;
-  const int64_t half = c.head_dim / 2, V = c.vocab_size;
+  const int64_t half = c.head_dim / 2;
   DLLM_CHECK(B >= 1 && T >= 1, "forward: empty batch (B=", B, ", T=", T, ")");
   DLLM_CHECK(in.ids != nullptr, "forward: no token ids");
   const int64_t n_rows = in.n_rows < 0 ? BT : in.n_rows;
-  for (int64_t i = 0; i < BT; ++i)
-    DLLM_CHECK(in.ids[i] >= 0 && in.ids[i] < V, "token id ", in.ids[i],
-               " at position ", i % T, " of sequence ", i / T,
-               " is outside the vocabulary [0, ", V, ")");
+  CheckIds(in.ids, BT, T);
   if (in.rows)
     for (int64_t r = 0; r < n_rows; ++r)
       DLLM_CHECK(in.rows[r] >= 0 && in.rows[r] < BT, "forward: output row ",
                  in.rows[r], " is outside the batch of ", BT, " tokens");
 
-  // RoPE tables cover every position used, grown on demand.
   int64_t max_pos = T - 1;
   if (in.positions)
     for (int64_t i = 0; i < BT; ++i) {
@@ -146,14 +242,7 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
                  in.positions[i]);
       max_pos = std::max<int64_t>(max_pos, in.positions[i]);
     }
-  if (max_pos + 1 > s.table_positions) {
-    int64_t n = std::max<int64_t>(max_pos + 1, 2 * s.table_positions);
-    Grow(s.cos_table, size_t(n * half));
-    Grow(s.sin_table, size_t(n * half));
-    FillRopeTable(c, s.table_positions, n, s.cos_table.data(),
-                  s.sin_table.data());
-    s.table_positions = n;
-  }
+  GrowRope(max_pos);
   float* rc = Grow(s.rope_cos, size_t(BT * half));
   float* rs = Grow(s.rope_sin, size_t(BT * half));
   for (int64_t i = 0; i < BT; ++i) {
@@ -171,14 +260,7 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
   float* proj = Grow(s.proj, size_t(BT * C));
   float* gate = Grow(s.gate, size_t(BT * F));
   float* up = Grow(s.up, size_t(BT * F));
-
-  // Embedding rows, converted to fp32.
-  const size_t esize = DTypeSize(w.embed.dtype);
-  for (int64_t i = 0; i < BT; ++i)
-    ops::ToF32(w.embed.dtype,
-               static_cast<const uint8_t*>(w.embed.data) +
-                   size_t(in.ids[i] * C) * esize,
-               C, x + i * C);
+  Embed(in.ids, BT, x);
 
   // Blocks ping-pong between x and x2; intermediate buffers are reused.
   ops::AttentionShape as{B, T, c.n_heads, c.n_kv_heads, c.head_dim, c.causal};
@@ -188,22 +270,101 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
     LayerForward(c, L, as, in.key_mask, rc, rs, x, act, x2);
     std::swap(x, x2);
   }
+  Head(x, in.rows, n_rows, T, logits);
+  CountBytes();
+}
 
-  // Output head only for the rows asked for.
-  float* rows = Grow(s.rows, size_t(n_rows * C));
-  for (int64_t r = 0; r < n_rows; ++r) {
-    int64_t src = in.rows ? in.rows[r] : r;
-    std::memcpy(rows + r * C, x + src * C, size_t(C) * 4);
+void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
+                          const int32_t* rows, int64_t n_rows, float* logits) {
+  const ModelConfig& c = config_;
+  const Weights& w = *weights_;
+  Scratch& s = *scratch_;
+  const int64_t C = c.d_model, F = c.d_ff;
+  const int64_t Q = int64_t(c.n_heads) * c.head_dim,
+                KV = int64_t(c.n_kv_heads) * c.head_dim;
+  const int64_t half = c.head_dim / 2;
+  DLLM_CHECK(n_runs >= 1, "forward: no runs");
+  // N: the rows of all runs end to end; start[r]: run r's first row.
+  std::vector<int64_t> start(size_t(n_runs) + 1, 0);
+  int64_t max_pos = 0;
+  for (int64_t r = 0; r < n_runs; ++r) {
+    const CachedRun& run = runs[r];
+    DLLM_CHECK(run.cache != nullptr && run.ids != nullptr && run.n >= 1,
+               "forward: run ", r, " has no cache, no ids or no positions");
+    DLLM_CHECK(run.p0 >= 0 && run.p0 + run.n <= run.cache->capacity(),
+               "forward: run ", r, " covers positions [", run.p0, ", ",
+               run.p0 + run.n, "), outside its cache of ",
+               run.cache->capacity());
+    DLLM_CHECK(run.cache->bytes() == size_t(c.n_layers) * 2 *
+                                         size_t(run.cache->capacity()) *
+                                         size_t(KV) * sizeof(float),
+               "forward: run ", r, "'s cache was made for another model");
+    const int64_t key_end = run.key_end > 0 ? run.key_end : run.p0 + run.n;
+    DLLM_CHECK(key_end >= run.p0 + run.n && key_end <= run.cache->capacity(),
+               "forward: run ", r, " attends to keys [0, ", key_end,
+               "), which must cover its positions [", run.p0, ", ",
+               run.p0 + run.n, ") and fit its cache of ",
+               run.cache->capacity());
+    CheckIds(run.ids, run.n, run.n);
+    start[size_t(r) + 1] = start[size_t(r)] + run.n;
+    max_pos = std::max(max_pos, run.p0 + run.n - 1);
   }
-  ops::RmsNorm(rows, w.final_norm.f32(), n_rows, C, c.rms_eps, rows);
-  const Tensor& head = w.lm_head.empty() ? w.embed : w.lm_head;
-  ops::MatMulWT(rows, n_rows, head.matrix(), logits);
+  const int64_t N = start[size_t(n_runs)];
+  if (n_rows < 0) n_rows = N;
+  if (rows)
+    for (int64_t i = 0; i < n_rows; ++i)
+      DLLM_CHECK(rows[i] >= 0 && rows[i] < N, "forward: output row ", rows[i],
+                 " is outside the runs' ", N, " rows");
 
-  s.bytes = 0;
-  for (auto* vec :
-       {&s.x, &s.x2, &s.xn, &s.q, &s.k, &s.v, &s.att, &s.proj, &s.gate, &s.up,
-        &s.rope_cos, &s.rope_sin, &s.rows, &s.cos_table, &s.sin_table})
-    s.bytes += vec->capacity() * sizeof(float);
+  GrowRope(max_pos);
+  float* rc = Grow(s.rope_cos, size_t(N * half));  // (N, head_dim/2)
+  float* rs = Grow(s.rope_sin, size_t(N * half));
+  float* x = Grow(s.x, size_t(N * C));  // (N, C)
+  for (int64_t r = 0; r < n_runs; ++r) {
+    const CachedRun& run = runs[r];
+    const int64_t i0 = start[size_t(r)];
+    for (int64_t i = 0; i < run.n; ++i) {
+      const int64_t p = run.p0 + i;
+      std::memcpy(rc + (i0 + i) * half, s.cos_table.data() + p * half,
+                  size_t(half) * 4);
+      std::memcpy(rs + (i0 + i) * half, s.sin_table.data() + p * half,
+                  size_t(half) * 4);
+    }
+    Embed(run.ids, run.n, x + i0 * C);
+  }
+
+  float* xn = Grow(s.xn, size_t(N * C));
+  float* q = Grow(s.q, size_t(N * Q));   // (N, Q)
+  float* k = Grow(s.k, size_t(N * KV));  // (N, KV), copied into the caches
+  float* v = Grow(s.v, size_t(N * KV));
+  float* att = Grow(s.att, size_t(N * Q));
+  float* proj = Grow(s.proj, size_t(N * C));
+  float* gate = Grow(s.gate, size_t(N * F));
+  float* up = Grow(s.up, size_t(N * F));
+  float* x2 = Grow(s.x2, size_t(N * C));
+  const LayerActivations act{xn, q, k, v, att, proj, xn, gate, up, gate};
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = w.layers[size_t(l)];
+    LayerQKV(c, L, N, rc, rs, x, act);
+    for (int64_t r = 0; r < n_runs; ++r) {
+      const CachedRun& run = runs[r];
+      const int64_t i0 = start[size_t(r)];
+      float* ck = run.cache->keys(l);  // (capacity, KV)
+      float* cv = run.cache->values(l);
+      std::memcpy(ck + run.p0 * KV, k + i0 * KV, size_t(run.n * KV) * 4);
+      std::memcpy(cv + run.p0 * KV, v + i0 * KV, size_t(run.n * KV) * 4);
+      // The run's queries over the cached keys [0, key_end).
+      ops::AttentionShape as{1,          run.n,   c.n_heads, c.n_kv_heads,
+                             c.head_dim, c.causal};
+      as.Tk = run.key_end > 0 ? run.key_end : run.p0 + run.n;
+      as.q_offset = run.p0;
+      ops::Attention(q + i0 * Q, ck, cv, as, nullptr, att + i0 * Q);
+    }
+    LayerAfterAttention(c, L, N, x, act, x2);
+    std::swap(x, x2);
+  }
+  Head(x, rows, n_rows, 0, logits);
+  CountBytes();
 }
 
 }  // namespace dllm

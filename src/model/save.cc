@@ -1,16 +1,28 @@
 #include "model/save.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
-#include "base/error.h"
 #include "base/half.h"
 #include "base/mmap_file.h"
+#include "dllm/error.h"
 #include "formats/safetensors.h"
 
 namespace dllm {
+
+namespace {
+
+std::string Gigabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f", double(bytes) / 1e9);
+  return buf;
+}
+
+}  // namespace
 
 std::vector<TensorSpec> ListTensors(const ModelConfig& c) {
   std::vector<TensorSpec> out;
@@ -23,6 +35,16 @@ std::vector<TensorSpec> ListTensors(const ModelConfig& c) {
   return out;
 }
 
+void CheckFreeSpace(const std::string& dir, uint64_t bytes,
+                    const std::string& what) {
+  struct statvfs fs;
+  if (statvfs(dir.c_str(), &fs) != 0) return;  // unknown: let the write tell
+  const uint64_t avail = uint64_t(fs.f_bavail) * uint64_t(fs.f_frsize);
+  DLLM_CHECK(bytes <= avail, dir, ": ", what, " needs ", Gigabytes(bytes),
+             " GB but the file system has only ", Gigabytes(avail),
+             " GB free: free some space or choose another folder");
+}
+
 void WriteModelFolder(const ModelConfig& c, const std::string& dir, DType dtype,
                       const std::function<void(size_t, float*)>& fill) {
   DLLM_CHECK(
@@ -32,6 +54,12 @@ void WriteModelFolder(const ModelConfig& c, const std::string& dir, DType dtype,
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     Fail(dir, ": cannot create folder: ", std::strerror(errno));
   const std::vector<TensorSpec> specs = ListTensors(c);
+  // The data plus a generous bound on alignment and header per tensor. The
+  // old file is replaced only by the final rename, so it frees nothing.
+  uint64_t bytes = 1 << 16;
+  for (const TensorSpec& s : specs)
+    bytes += uint64_t(s.numel()) * DTypeSize(dtype) + 512;
+  CheckFreeSpace(dir, bytes, "model.safetensors");
   std::vector<TensorToWrite> out;
   for (size_t i = 0; i < specs.size(); ++i) {
     TensorToWrite t;

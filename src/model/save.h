@@ -2,6 +2,7 @@
 // architecture's published checkpoints) from any source of fp32 values.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,7 +27,14 @@ struct TensorSpec {
 // The tensor list of a config, in ForEachTensor order.
 std::vector<TensorSpec> ListTensors(const ModelConfig& c);
 
-// Creates `dir` if needed and writes config.json and model.safetensors
+// Throws unless the file system holding `dir` has `bytes` free for a new
+// file named `what` (a write that fails with ENOSPC after minutes and
+// gigabytes is worse than a refusal up front).
+void CheckFreeSpace(const std::string& dir, uint64_t bytes,
+                    const std::string& what);
+
+// Creates `dir` if needed, checks that the file system has room and writes
+// config.json and model.safetensors (CheckFreeSpace) and writes them
 // atomically. fill(i, dst) writes tensor i's numel() values as fp32; they are
 // stored as `dtype` (F32, BF16 or F16), one tensor in memory at a time.
 void WriteModelFolder(const ModelConfig& c, const std::string& dir, DType dtype,

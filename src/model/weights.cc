@@ -2,6 +2,16 @@
 
 namespace dllm {
 
+std::string EmbeddingName(const ModelConfig& c) {
+  return c.arch == Arch::kLLaDA ? "model.transformer.wte.weight"
+                                : "model.embed_tokens.weight";
+}
+
+std::string OutputHeadName(const ModelConfig& c) {
+  return c.arch == Arch::kLLaDA ? "model.transformer.ff_out.weight"
+                                : "lm_head.weight";
+}
+
 void ForEachTensor(const ModelConfig& c, Weights& w,
                    const TensorVisitor& visit) {
   const int64_t C = c.d_model, V = c.vocab_size, F = c.d_ff;
@@ -10,8 +20,7 @@ void ForEachTensor(const ModelConfig& c, Weights& w,
   w.layers.resize(size_t(c.n_layers));
   const bool llada = c.arch == Arch::kLLaDA;
   const std::string root = llada ? "model.transformer." : "model.";
-  visit(root + (llada ? "wte.weight" : "embed_tokens.weight"), {V, C},
-        TensorRole::kEmbedding, w.embed);
+  visit(EmbeddingName(c), {V, C}, TensorRole::kEmbedding, w.embed);
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights& L = w.layers[size_t(i)];
     const std::string p =
@@ -52,8 +61,7 @@ void ForEachTensor(const ModelConfig& c, Weights& w,
   visit(root + (llada ? "ln_f.weight" : "norm.weight"), {C}, TensorRole::kNorm,
         w.final_norm);
   if (!c.tie_embeddings)
-    visit(llada ? "model.transformer.ff_out.weight" : "lm_head.weight", {V, C},
-          TensorRole::kMatrix, w.lm_head);
+    visit(OutputHeadName(c), {V, C}, TensorRole::kMatrix, w.lm_head);
 }
 
 }  // namespace dllm

@@ -59,6 +59,11 @@ using TensorVisitor = std::function<void(const std::string& name,
                                          const std::vector<int64_t>& shape,
                                          TensorRole role, Tensor& t)>;
 
+// Names of the embedding and of the untied output head in the architecture's
+// checkpoints (the head is stored only when untied, or tied but duplicated).
+std::string EmbeddingName(const ModelConfig& c);
+std::string OutputHeadName(const ModelConfig& c);
+
 // Visits every tensor the config calls for, with the name used by the
 // architecture's published checkpoints (LLaDA's or Qwen2/Dream's).
 void ForEachTensor(const ModelConfig& c, Weights& w,

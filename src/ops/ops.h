@@ -21,11 +21,29 @@ struct Matrix {
 };
 
 // Shape of one attention call. q: (B, T, n_heads*head_dim); k, v:
-// (B, T, n_kv_heads*head_dim); out like q. Query head h reads kv head
-// h / (n_heads / n_kv_heads).
+// (B, keys(), n_kv_heads*head_dim); out like q. Query head h reads kv head
+// h / (n_heads / n_kv_heads). Query i sits at key index q_offset + i, so a
+// block of queries can attend to cached keys (a KV cache: the keys of the
+// prompt and of finished blocks, then the block's own). What a query at key
+// index p sees is always a prefix of the keys, [0, VisibleEnd(p)), minus
+// the keys that key_mask hides: all of them (bidirectional), up to itself
+// (causal), or up to the end of its own block (block-causal: key j is
+// visible when j / block <= p / block; causal is block 1).
 struct AttentionShape {
   int64_t B = 1, T = 1, n_heads = 1, n_kv_heads = 1, head_dim = 1;
   bool causal = false;
+  int64_t block = 0;     // block-causal block size; 0 = off
+  int64_t Tk = 0;        // keys per sequence; 0 = T (queries are the keys)
+  int64_t q_offset = 0;  // key index of query 0
+
+  int64_t keys() const { return Tk > 0 ? Tk : T; }
+  int64_t VisibleEnd(int64_t p) const {
+    int64_t end = keys();
+    if (causal && p + 1 < end) end = p + 1;
+    if (block > 0 && (p / block + 1) * block < end)
+      end = (p / block + 1) * block;
+    return end;
+  }
 };
 
 // y (M, N) = x (M, K) * w^T (+ bias (N) if given).
@@ -42,8 +60,9 @@ void RmsNorm(const float* x, const float* weight, int64_t M, int64_t C,
 void Rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
           int64_t row_stride, const float* cos, const float* sin);
 
-// Softmax attention with scale 1/sqrt(head_dim). key_mask (B, T): 1 = key may
-// be attended to; nullptr = all. A query with no visible key gets zeros.
+// Softmax attention with scale 1/sqrt(head_dim). key_mask (B, keys()): 1 =
+// key may be attended to; nullptr = all. A query with no visible key gets
+// zeros.
 void Attention(const float* q, const float* k, const float* v,
                const AttentionShape& s, const uint8_t* key_mask, float* out);
 
@@ -91,7 +110,8 @@ void RmsNormBackward(const float* x, const float* weight, int64_t M, int64_t C,
                      float eps, const float* dy, float* dx, float* dweight);
 
 // dq, dk, dv += gradients of Attention() given dout; recomputes the
-// probabilities instead of storing them.
+// probabilities instead of storing them. Queries must be the keys (Tk = 0
+// or T, q_offset = 0); causal and block-causal masks are supported.
 void AttentionBackward(const float* q, const float* k, const float* v,
                        const AttentionShape& s, const uint8_t* key_mask,
                        const float* dout, float* dq, float* dk, float* dv);

@@ -1,14 +1,14 @@
-#include "tokenizer/bpe_train.h"
+#include "dllm/bpe_train.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <unordered_map>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/mmap_file.h"
 #include "tokenizer/regex.h"
-#include "tokenizer/tokenizer.h"
+#include "dllm/tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace dllm {

@@ -3,7 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "base/error.h"
+#include "dllm/error.h"
 
 namespace dllm {
 namespace {
@@ -38,8 +38,11 @@ Regex::Regex(const std::string& pattern, bool literal,
     : pattern_(pattern) {
   int err = 0;
   PCRE2_SIZE off = 0;
-  uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK;
-  if (literal) opts |= PCRE2_LITERAL;
+  // PCRE2_LITERAL refuses most other options, PCRE2_UCP among them
+  // ("invalid option bits"), and a literal has no \w or \d for UCP to
+  // change anyway; UTF stays so that matches never split a character.
+  uint32_t opts = PCRE2_UTF | PCRE2_NO_UTF_CHECK;
+  opts |= literal ? PCRE2_LITERAL : PCRE2_UCP;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
                                    pattern.size(), opts, &err, &off, nullptr);
   if (!code) {

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/rng.h"
 #include "formats/safetensors.h"
 

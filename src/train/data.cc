@@ -4,7 +4,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/rng.h"
 
 namespace dllm {

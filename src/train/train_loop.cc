@@ -10,12 +10,13 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "base/error.h"
 #include "base/mmap_file.h"
-#include "base/timer.h"
+#include "dllm/error.h"
+#include "dllm/timer.h"
 #include "dllm/train_run.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/run_files.h"
 
 namespace dllm {
 
@@ -23,11 +24,6 @@ namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
-
-bool Exists(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
 
 struct DataMeta {
   int64_t vocab_size = 0, train_tokens = 0, val_tokens = 0, train_bytes = 0,
@@ -66,10 +62,128 @@ std::string Duration(double s) {
 }
 
 void CopyFileIfExists(const std::string& from, const std::string& to) {
-  if (!Exists(from)) return;
+  if (!FileExists(from)) return;
   std::string s = ReadFileToString(from);
   WriteFileAtomic(to, s.data(), s.size());
 }
+
+template <typename... A>
+void OptionCheck(bool ok, const A&... a) {
+  if (!ok) throw TrainOptionError(StrCat("train: ", a...));
+}
+
+// Every option value on its own, before anything is read or written: a bad
+// one found after hours of training (or never) is worse than none.
+void ValidateOptions(const TrainRunOptions& o) {
+  OptionCheck(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
+  OptionCheck(o.context >= 2, "--context must be at least 2, got ", o.context);
+  OptionCheck(o.steps >= 1, "--steps must be at least 1, got ", o.steps);
+  OptionCheck(o.accum >= 1, "--accum must be at least 1, got ", o.accum);
+  OptionCheck(o.warmup >= 0, "--warmup must be 0 or more, got ", o.warmup);
+  OptionCheck(std::isfinite(o.lr) && o.lr > 0,
+              "--lr must be a positive number, got ", o.lr);
+  OptionCheck(std::isfinite(o.min_lr) && o.min_lr >= 0 && o.min_lr <= o.lr,
+              "--min-lr must be in [0, --lr = ", o.lr, "], got ", o.min_lr);
+  OptionCheck(std::isfinite(o.weight_decay) && o.weight_decay >= 0,
+              "--weight-decay must be 0 or more, got ", o.weight_decay);
+  OptionCheck(std::isfinite(o.clip) && o.clip >= 0,
+              "--clip must be 0 (off) or more, got ", o.clip);
+  OptionCheck(std::isfinite(o.init_std) && o.init_std >= 0,
+              "--init-std must be 0 or more, got ", o.init_std);
+  OptionCheck(o.eps > 0 && o.eps < 1,
+              "the minimum masking probability must be in (0, 1), got ", o.eps);
+  OptionCheck(o.eval_every >= 0, "--eval-every must be 0 (never) or more, got ",
+              o.eval_every);
+  OptionCheck(
+      o.eval_windows >= 1 && o.eval_grid >= 1 && o.eval_draws >= 1,
+      "--eval-windows, --eval-grid and --eval-draws must be at least 1");
+  OptionCheck(o.ckpt_every >= 0, "--ckpt-every must be 0 or more, got ",
+              o.ckpt_every);
+  OptionCheck(o.log_every >= 1, "--log-every must be at least 1, got ",
+              o.log_every);
+  OptionCheck(o.stop_after >= 0, "--stop-after must be 0 (never) or more, got ",
+              o.stop_after);
+  // Checked here rather than when the model is written, after all the steps.
+  OptionCheck(o.save_dtype == "F32" || o.save_dtype == "BF16",
+              "--save-dtype must be F32 or BF16, got '", o.save_dtype, "'");
+}
+
+// The shape options a loaded model or checkpoint must agree with.
+struct ShapeOption {
+  const char* option;
+  const char* field;  // as in the error message
+  std::string (*value)(const ModelConfig&);
+};
+const ShapeOption kShapeOptions[] = {
+    {"--layers", "n_layers",
+     [](const ModelConfig& c) { return std::to_string(c.n_layers); }},
+    {"--d-model", "d_model",
+     [](const ModelConfig& c) { return std::to_string(c.d_model); }},
+    {"--heads", "n_heads",
+     [](const ModelConfig& c) { return std::to_string(c.n_heads); }},
+    {"--kv-heads", "n_kv_heads",
+     [](const ModelConfig& c) { return std::to_string(c.n_kv_heads); }},
+    {"--ffn", "d_ff",
+     [](const ModelConfig& c) { return std::to_string(c.d_ff); }},
+    {"--rope-theta", "rope_theta",
+     [](const ModelConfig& c) { return StrCat(c.rope_theta); }},
+    {"--tied", "tie_embeddings",
+     [](const ModelConfig& c) {
+       return std::string(c.tie_embeddings ? "true" : "false");
+     }},
+    {"--qkv-bias", "qkv_bias",
+     [](const ModelConfig& c) {
+       return std::string(c.qkv_bias ? "true" : "false");
+     }},
+};
+
+void CheckShapeOptions(const TrainRunOptions& o, const ModelConfig& loaded,
+                       const std::string& origin) {
+  for (const std::string& name : o.shape_options) {
+    const ShapeOption* s = nullptr;
+    for (const ShapeOption& k : kShapeOptions)
+      if (name == k.option) s = &k;
+    DLLM_ASSERT(s != nullptr);
+    const std::string want = s->value(o.config), have = s->value(loaded);
+    OptionCheck(want == have, name, " ", want, " disagrees with ", origin, " (",
+                s->field, " ", have, "): the shape comes from there, leave ",
+                name, " out");
+  }
+}
+
+// The settings that differ between a checkpoint and this run, by option,
+// with both values. `steps` may differ: a resume may train longer or stop.
+std::string RunDifferences(const nlohmann::json& saved,
+                           const nlohmann::json& now) {
+  std::string out;
+  auto name = [](const std::string& key) {
+    if (key == "train_tokens") return std::string("train_tokens (the data)");
+    if (key == "eps") return key;
+    std::string flag = "--" + key;
+    for (char& ch : flag)
+      if (ch == '_') ch = '-';
+    return flag;
+  };
+  auto add = [&](const std::string& key, const std::string& a,
+                 const std::string& b) {
+    out += StrCat(out.empty() ? "" : "; ", name(key), ": checkpoint ", a,
+                  ", now ", b);
+  };
+  for (const auto& [k, v] : saved.items()) {
+    if (k == "steps") continue;
+    if (!now.contains(k))
+      add(k, v.dump(), "(none)");
+    else if (now[k] != v)
+      add(k, v.dump(), now[k].dump());
+  }
+  for (const auto& [k, v] : now.items())
+    if (k != "steps" && !saved.contains(k)) add(k, "(none)", v.dump());
+  return out;
+}
+
+constexpr const char* kLogHeader =
+    "step,loss,lr,grad_norm,ms,tokens_per_s,val_nats_per_token,"
+    "val_bits_per_byte\n";
 
 }  // namespace
 
@@ -117,11 +231,13 @@ EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
 }
 
 int RunTraining(const TrainRunOptions& o) {
+  ValidateOptions(o);
   const DataMeta meta = ReadDataMeta(o.data_dir);
-  DLLM_CHECK(o.batch >= 1 && o.context >= 2 && o.steps >= 1 && o.accum >= 1,
-             "train: batch, context, steps and accum must be positive");
   if (mkdir(o.out_dir.c_str(), 0755) != 0 && errno != EEXIST)
     Fail(o.out_dir, ": cannot create folder: ", std::strerror(errno));
+  for (const std::string& name : RemoveStaleTempFiles(o.out_dir))
+    std::fprintf(stderr, "train: removed %s/%s, left by a killed save\n",
+                 o.out_dir.c_str(), name.c_str());
   const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
   const std::string csv = o.out_dir + "/train_log.csv";
   const nlohmann::json run = {{"objective", ObjectiveName(o.objective)},
@@ -143,13 +259,17 @@ int RunTraining(const TrainRunOptions& o) {
   int64_t start = 0;
   std::unique_ptr<AdamW> opt;
   if (o.resume) {
-    DLLM_CHECK(Exists(ckpt), ckpt, ": no checkpoint to resume from");
+    DLLM_CHECK(FileExists(ckpt), ckpt, ": no checkpoint to resume from");
     CheckpointMeta cm = ReadCheckpointMeta(ckpt);
-    DLLM_CHECK(cm.run_json == run.dump(), ckpt,
-               ": the checkpoint was written with other settings (",
-               cm.run_json, "); resume with the same options");
-    model = std::make_unique<TrainableModel>(
-        ParseModelConfig(cm.config_json, ckpt), o.seed);
+    auto saved = nlohmann::json::parse(cm.run_json, nullptr, false);
+    DLLM_CHECK(saved.is_object(), ckpt, ": its run settings are not JSON");
+    const std::string diff = RunDifferences(saved, run);
+    OptionCheck(diff.empty(), ckpt, " was written with other settings: ", diff,
+                "; resume with the same options");
+    const ModelConfig saved_config = ParseModelConfig(cm.config_json, ckpt);
+    CheckShapeOptions(o, saved_config, ckpt);
+    CheckSameTokenizer(o.data_dir, o.out_dir);
+    model = std::make_unique<TrainableModel>(saved_config, o.seed);
     opt = std::make_unique<AdamW>(
         model->num_params(),
         AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});
@@ -157,9 +277,12 @@ int RunTraining(const TrainRunOptions& o) {
     std::fprintf(stderr, "train: resuming from %s at step %lld\n", ckpt.c_str(),
                  (long long)start);
   } else {
-    if (!o.init_from.empty())
+    if (!o.init_from.empty()) {
+      CheckSameTokenizer(o.data_dir, o.init_from);
+      CheckShapeOptions(o, LoadModelConfig(o.init_from + "/config.json"),
+                        o.init_from);
       model = TrainableModel::Load(o.init_from);
-    else  // the same checks as a config.json read from disk
+    } else  // the same checks as a config.json read from disk
       model = std::make_unique<TrainableModel>(
           ParseModelConfig(ModelConfigToJson(o.config), "the model shape"),
           o.seed, float(o.init_std));
@@ -194,22 +317,34 @@ int RunTraining(const TrainRunOptions& o) {
   // Validation needs a split of at least 2 tokens (a one-line corpus can
   // leave it empty); without one, training runs without validation.
   const bool have_val = o.objective != Objective::kMDMSFT &&
-                        meta.val_tokens >= 2 && Exists(o.data_dir + "/val.bin");
+                        meta.val_tokens >= 2 &&
+                        FileExists(o.data_dir + "/val.bin");
   if (!have_val && o.objective != Objective::kMDMSFT && o.eval_every > 0)
     std::fprintf(
         stderr,
         "train: %s has no validation split; training without validation\n",
         o.data_dir.c_str());
-  DLLM_CHECK(
-      o.eval_windows >= 1 && o.eval_grid >= 1 && o.eval_draws >= 1,
-      "train: --eval-windows, --eval-grid and --eval-draws must be at least 1");
 
+  // The log holds the steps up to the checkpoint: the ones after it (run
+  // before a kill) are about to be run again.
+  if (start > 0) TruncateLog(csv, start, kLogHeader);
   std::FILE* log = std::fopen(csv.c_str(), start > 0 ? "a" : "w");
   DLLM_CHECK(log != nullptr, csv, ": cannot open for writing");
-  if (start == 0)
-    std::fprintf(log,
-                 "step,loss,lr,grad_norm,ms,tokens_per_s,val_nats_per_token,"
-                 "val_bits_per_byte\n");
+  if (start == 0) std::fputs(kLogHeader, log);
+  // The tokenizer beside the weights, so that the folder loads as a model
+  // from the first checkpoint on (the data's, or the initial model's).
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    const std::string from = o.data_dir + "/" + name;
+    if (FileExists(from))
+      CopyFileIfExists(from, o.out_dir + "/" + name);
+    else if (!o.init_from.empty() && !o.resume)
+      CopyFileIfExists(o.init_from + "/" + name, o.out_dir + "/" + name);
+  }
+  if (start >= o.steps)
+    std::fprintf(stderr,
+                 "train: the checkpoint is at step %lld, already at --steps "
+                 "%lld; writing the model\n",
+                 (long long)start, (long long)o.steps);
 
   std::fprintf(stderr,
                "train: %s, %s %d layers d=%d heads %d ffn %d vocab %d: %.2fM "
@@ -225,10 +360,18 @@ int RunTraining(const TrainRunOptions& o) {
   const bool tty = isatty(fileno(stderr));
   Timer wall;
   int64_t step = start;
+  // The checkpoint, then the model it holds: each file is replaced
+  // atomically and config.json never changes within a run, so a kill at any
+  // moment leaves a folder that loads (the model at this checkpoint or the
+  // one before) and a checkpoint that resumes.
+  int64_t saved_step = -1;
   auto save = [&] {
+    if (saved_step == step) return;  // --ckpt-every and the stop coincide
+    saved_step = step;
     SaveCheckpoint(
         ckpt, *model, *opt,
         {step, ObjectiveName(o.objective), ModelConfigToJson(c), run.dump()});
+    model->SaveModel(o.out_dir, o.save_dtype);
   };
   int code = 0;
   while (step < o.steps) {
@@ -304,8 +447,8 @@ int RunTraining(const TrainRunOptions& o) {
       save();
       std::fprintf(stderr,
                    "train: interrupted at step %lld; checkpoint saved to %s "
-                   "(continue with --resume)\n",
-                   (long long)step, ckpt.c_str());
+                   "(continue with --resume), model of this step in %s\n",
+                   (long long)step, ckpt.c_str(), o.out_dir.c_str());
       code = 130;
       break;
     }
@@ -315,11 +458,6 @@ int RunTraining(const TrainRunOptions& o) {
   std::signal(SIGTERM, old_term);
   if (code == 0) {
     save();
-    model->SaveModel(o.out_dir, o.save_dtype);
-    CopyFileIfExists(o.data_dir + "/tokenizer.json",
-                     o.out_dir + "/tokenizer.json");
-    CopyFileIfExists(o.data_dir + "/tokenizer_config.json",
-                     o.out_dir + "/tokenizer_config.json");
     std::fprintf(stderr, "train: done in %s; model written to %s\n",
                  Duration(wall.Seconds()).c_str(), o.out_dir.c_str());
   }

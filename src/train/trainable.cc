@@ -5,12 +5,13 @@
 #include <cmath>
 #include <cstring>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/rng.h"
 #include "dllm/model.h"
 #include "dllm/train.h"
 #include "formats/safetensors.h"
 #include "model/layer.h"
+#include "model/rope.h"
 #include "model/save.h"
 #include "model/weights.h"
 #include "ops/ops.h"
@@ -114,8 +115,7 @@ void TrainableModel::BindWeights() {
 std::unique_ptr<TrainableModel> TrainableModel::Load(const std::string& dir) {
   ModelConfig c = LoadModelConfig(dir + "/config.json");
   auto store = TensorStore::Open(dir);
-  if (c.arch == Arch::kDream)
-    c.qkv_bias = store->Find("model.layers.0.self_attn.q_proj.bias") != nullptr;
+  MatchStoredSwitches(c, *store);
   auto m = std::make_unique<TrainableModel>(c, 0);
   for (const Slot& s : m->slots_) {
     const TensorView* v = store->Find(s.name);
@@ -206,18 +206,12 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
   float* cs = Sized(a.cos, size_t(BT * half));
   float* sn = Sized(a.sin, size_t(BT * half));
   float* nsn = Sized(a.nsin, size_t(BT * half));
-  for (int64_t i = 0; i < half; ++i) {
-    const float inv =
-        1.0f / std::pow(float(c.rope_theta), float(2 * i) / float(c.head_dim));
-    for (int64_t t = 0; t < T; ++t) {
-      const float ang = float(t) * inv;
-      for (int64_t b = 0; b < B; ++b) {
-        cs[(b * T + t) * half + i] = std::cos(ang);
-        sn[(b * T + t) * half + i] = std::sin(ang);
-        nsn[(b * T + t) * half + i] = -std::sin(ang);
-      }
-    }
+  FillRopeTable(c, 0, T, cs, sn);
+  for (int64_t b = 1; b < B; ++b) {
+    std::memcpy(cs + b * T * half, cs, size_t(T * half) * sizeof(float));
+    std::memcpy(sn + b * T * half, sn, size_t(T * half) * sizeof(float));
   }
+  for (int64_t i = 0; i < BT * half; ++i) nsn[i] = -sn[i];
 
   // ---- forward ----
   float* X = Sized(a.x, size_t((L + 1) * BT * C));

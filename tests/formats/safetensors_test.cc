@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 
+#include "base/half.h"
 #include "base/mmap_file.h"
 #include "test_util.h"
 
@@ -168,6 +171,64 @@ TEST(Safetensors, ShardedFolder) {
                     "'q' is listed in weight_map but missing");
   test::TempDir empty;
   EXPECT_DLLM_ERROR(TensorStore::Open(empty.path()), "no model.safetensors");
+}
+
+// NaN and Inf found in every float dtype, at every position of a long
+// buffer (inside and across the scanner's blocks), told apart, and the
+// largest finite values and other dtypes left alone.
+TEST(Safetensors, FirstNonFiniteFindsNanAndInf) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const int64_t n = 10000;
+  for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const size_t es = DTypeSize(dt);
+    auto store = [&](std::vector<uint8_t>& buf, int64_t i, float v) {
+      if (dt == DType::kF32) {
+        std::memcpy(buf.data() + size_t(i) * 4, &v, 4);
+      } else {
+        uint16_t h = dt == DType::kBF16 ? F32ToBf16(v) : F32ToF16(v);
+        std::memcpy(buf.data() + size_t(i) * 2, &h, 2);
+      }
+    };
+    std::vector<uint8_t> buf(size_t(n) * es);
+    const float big = dt == DType::kF16 ? 65504.0f : 3.0e38f;
+    for (int64_t i = 0; i < n; ++i) store(buf, i, i % 2 ? -big : 0.5f);
+    bool is_nan = true;
+    EXPECT_EQ(FirstNonFinite(dt, buf.data(), n, &is_nan), -1) << DTypeName(dt);
+    for (int64_t at :
+         {int64_t(0), int64_t(17), int64_t(4095), int64_t(4096), n - 1}) {
+      std::vector<uint8_t> b = buf;
+      store(b, at, nan);
+      if (at + 3 < n) store(b, at + 3, inf);  // a later Inf is not reported
+      EXPECT_EQ(FirstNonFinite(dt, b.data(), n, &is_nan), at) << DTypeName(dt);
+      EXPECT_TRUE(is_nan);
+      b = buf;
+      store(b, at, -inf);
+      EXPECT_EQ(FirstNonFinite(dt, b.data(), n, &is_nan), at) << DTypeName(dt);
+      EXPECT_FALSE(is_nan);
+    }
+  }
+  std::vector<uint8_t> ints(64, 0xFF);  // all bits set: NaN if read as F32
+  bool is_nan;
+  EXPECT_EQ(FirstNonFinite(DType::kI32, ints.data(), 16, &is_nan), -1);
+}
+
+// The store names the shard, the tensor and the element.
+TEST(Safetensors, StoreCheckFiniteNamesTheTensor) {
+  test::TempDir dir;
+  std::vector<float> a(100, 1.0f), b(3000, 2.0f);
+  b[1234] = std::numeric_limits<float>::infinity();
+  WriteSafetensors(dir / "m.safetensors",
+                   {{"a", DType::kF32, {100}, a.data(), nullptr},
+                    {"b", DType::kF32, {3, 1000}, b.data(), nullptr}});
+  auto store = TensorStore::Open(dir / "m.safetensors");
+  EXPECT_DLLM_ERROR(store->CheckFinite(),
+                    "m.safetensors: tensor 'b' holds Inf at element 1234");
+  b[1234] = 0;
+  WriteSafetensors(dir / "m.safetensors",
+                   {{"a", DType::kF32, {100}, a.data(), nullptr},
+                    {"b", DType::kF32, {3, 1000}, b.data(), nullptr}});
+  EXPECT_NO_THROW(TensorStore::Open(dir / "m.safetensors")->CheckFinite());
 }
 
 }  // namespace

@@ -61,18 +61,25 @@ TEST(GoldenGenerate, MatchesOfficialSamplers) {
       if (!p["top_k"].is_null()) o.top_k = p["top_k"];
     }
     std::vector<int32_t> prompt = c["prompt"];
-    Trace trace;
-    auto r = Generate(*model, {prompt}, o, Record, &trace);
-    std::vector<int32_t> want = c["output"];
-    EXPECT_EQ(r[0].canvas, want);
-    // Step by step: the positions committed at each step. Positions that
-    // "chose" [MASK] stay masked and are not commits, so the self-predicting
-    // cases are compared on the final canvas only.
-    if (name.find("mask_self_predict") == std::string::npos) {
-      auto want_steps =
-          c["steps_trace"].get<std::vector<std::vector<int32_t>>>();
-      trace.steps.resize(want_steps.size());
-      EXPECT_EQ(trace.steps, want_steps);
+    // Fast-dLLM's caches refreshed every step run every position every
+    // step: the same tokens as the reference.
+    for (Cache cache : {Cache::kNone, Cache::kPrefix, Cache::kDual}) {
+      SCOPED_TRACE(CacheName(cache));
+      o.cache = cache;
+      o.refresh_every = 1;
+      Trace trace;
+      auto r = Generate(*model, {prompt}, o, Record, &trace);
+      std::vector<int32_t> want = c["output"];
+      EXPECT_EQ(r[0].canvas, want);
+      // Step by step: the positions committed at each step. Positions that
+      // "chose" [MASK] stay masked and are not commits, so the self-predicting
+      // cases are compared on the final canvas only.
+      if (name.find("mask_self_predict") == std::string::npos) {
+        auto want_steps =
+            c["steps_trace"].get<std::vector<std::vector<int32_t>>>();
+        trace.steps.resize(want_steps.size());
+        EXPECT_EQ(trace.steps, want_steps);
+      }
     }
     ++checked;
   }

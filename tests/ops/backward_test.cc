@@ -104,8 +104,12 @@ TEST_P(Backward, RmsNorm) {
 }
 
 TEST_P(Backward, Attention) {
-  for (bool causal : {false, true}) {
+  // Bidirectional, causal, and block-causal (blocks of 16, and of 2 on the
+  // small finite-difference shape).
+  for (int mode : {0, 1, 2}) {
+    const bool causal = mode == 1;
     ops::AttentionShape s{2, 70, 4, 2, 8, causal};
+    s.block = mode == 2 ? 16 : 0;
     const size_t nq = size_t(s.B * s.T * s.n_heads * s.head_dim),
                  nk = size_t(s.B * s.T * s.n_kv_heads * s.head_dim);
     auto q = Rand(nq, 12), k = Rand(nk, 13), v = Rand(nk, 14),
@@ -124,6 +128,7 @@ TEST_P(Backward, Attention) {
     Near(dv, rdv, 1e-4f, "dv");
     // Finite differences on a small shape.
     ops::AttentionShape t{1, 5, 2, 1, 4, causal};
+    t.block = mode == 2 ? 2 : 0;
     auto q2 = Rand(40, 19), k2 = Rand(20, 20), v2 = Rand(20, 21),
          g2 = Rand(40, 22);
     std::vector<float> gq(40), gk(20), gv(20), o(40);

@@ -188,19 +188,34 @@ TEST(Ops, Attention) {
     struct Case {
       int64_t B, T, H, KVH, D;
       bool causal, masked;
+      int64_t block = 0, Tk = 0, q_offset = 0;
     };
-    for (Case c :
-         {Case{1, 1, 1, 1, 2, false, false}, Case{1, 7, 4, 4, 8, false, false},
-          Case{2, 33, 4, 2, 16, false, true},
-          Case{2, 70, 6, 3, 10, true, false},
-          Case{3, 129, 2, 1, 32, true, true}}) {
+    for (Case c : {
+             Case{1, 1, 1, 1, 2, false, false},
+             Case{1, 7, 4, 4, 8, false, false},
+             Case{2, 33, 4, 2, 16, false, true},
+             Case{2, 70, 6, 3, 10, true, false},
+             Case{3, 129, 2, 1, 32, true, true},
+             // Block-causal, blocks not dividing T, blocks wider than QB.
+             Case{2, 70, 4, 2, 8, false, true, 4},
+             Case{1, 150, 2, 2, 8, false, false, 96},
+             // A block of queries against cached keys: bidirectional (prefix
+             // and dual cache), causal (AR decoding) and block-causal.
+             Case{2, 8, 4, 2, 16, false, true, 0, 45, 30},
+             Case{1, 1, 4, 4, 8, true, false, 0, 20, 19},
+             Case{2, 5, 4, 1, 8, true, true, 0, 77, 72},
+             Case{2, 8, 2, 2, 8, false, false, 8, 40, 24},
+             Case{1, 70, 2, 1, 8, false, true, 16, 200, 130},
+         }) {
       ops::AttentionShape s{c.B, c.T, c.H, c.KVH, c.D, c.causal};
+      s.block = c.block, s.Tk = c.Tk, s.q_offset = c.q_offset;
+      const int64_t Tk = s.keys();
       auto q = Random(size_t(c.B * c.T * c.H * c.D), 13),
-           k = Random(size_t(c.B * c.T * c.KVH * c.D), 14),
-           v = Random(size_t(c.B * c.T * c.KVH * c.D), 15);
-      std::vector<uint8_t> mask(size_t(c.B * c.T), 1);
+           k = Random(size_t(c.B * Tk * c.KVH * c.D), 14),
+           v = Random(size_t(c.B * Tk * c.KVH * c.D), 15);
+      std::vector<uint8_t> mask(size_t(c.B * Tk), 1);
       if (c.masked) {
-        for (int64_t i = 0; i < c.B * c.T; ++i) mask[size_t(i)] = (i % 5) != 3;
+        for (int64_t i = 0; i < c.B * Tk; ++i) mask[size_t(i)] = (i % 5) != 3;
         mask[0] = 0;  // with causal attention, query 0 then sees no key at all
       }
       std::vector<float> got(q.size()), want(q.size());
@@ -208,9 +223,32 @@ TEST(Ops, Attention) {
                      c.masked ? mask.data() : nullptr, got.data());
       ops::ref::Attention(q.data(), k.data(), v.data(), s,
                           c.masked ? mask.data() : nullptr, want.data());
-      ExpectNear(got, want, 2e-5f, "attention T=" + std::to_string(c.T));
+      ExpectNear(got, want, 2e-5f,
+                 "attention T=" + std::to_string(c.T) + " block=" +
+                     std::to_string(c.block) + " Tk=" + std::to_string(c.Tk));
     }
   });
+}
+
+// A query block against cached keys gives what the whole sequence gives at
+// those rows: the identity a KV cache rests on.
+TEST(Ops, AttentionOverCachedKeysEqualsFullRows) {
+  for (int64_t block : {int64_t(0), int64_t(1), int64_t(8)}) {
+    const int64_t T = 40, H = 2, D = 8, q0 = 24, n = 8;
+    ops::AttentionShape full{1, T, H, H, D, false};
+    full.block = block;
+    auto q = Random(size_t(T * H * D), 31), k = Random(size_t(T * H * D), 32),
+         v = Random(size_t(T * H * D), 33);
+    std::vector<float> all(q.size()), part(size_t(n * H * D));
+    ops::Attention(q.data(), k.data(), v.data(), full, nullptr, all.data());
+    ops::AttentionShape s = full;
+    s.T = n, s.Tk = block == 0 ? T : q0 + n, s.q_offset = q0;
+    ops::Attention(q.data() + q0 * H * D, k.data(), v.data(), s, nullptr,
+                   part.data());
+    std::vector<float> want(all.begin() + q0 * H * D,
+                            all.begin() + (q0 + n) * H * D);
+    ExpectNear(part, want, 1e-6f, "cached block=" + std::to_string(block));
+  }
 }
 
 }  // namespace

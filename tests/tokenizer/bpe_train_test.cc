@@ -1,16 +1,16 @@
 // BPE training: the result loads in dllm::Tokenizer and in the Hugging Face
 // library and both encode held-out text identically; round trips.
-#include "tokenizer/bpe_train.h"
+#include "dllm/bpe_train.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <random>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/mmap_file.h"
 #include "hf_reference.h"
-#include "tokenizer/tokenizer.h"
+#include "dllm/tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace dllm {

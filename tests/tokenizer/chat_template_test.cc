@@ -1,13 +1,13 @@
 // Chat templates: byte-identical to @huggingface/jinja on the real templates
 // (LLaDA, Qwen2.5 / ChatML, Llama-3.1) over a set of conversations, plus a
 // feature template and error handling.
-#include "tokenizer/chat_template.h"
+#include "dllm/chat_template.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/mmap_file.h"
 #include "hf_reference.h"
 

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "hf_reference.h"
-#include "tokenizer/tokenizer.h"
+#include "dllm/tokenizer.h"
 
 namespace dllm {
 namespace {

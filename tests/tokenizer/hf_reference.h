@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/mmap_file.h"
 
 namespace dllm::testing {

@@ -6,12 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <tuple>
 
-#include "base/error.h"
 #include "base/mmap_file.h"
+#include "dllm/bpe_train.h"
+#include "dllm/error.h"
+#include "dllm/tokenizer.h"
 #include "hf_reference.h"
-#include "tokenizer/bpe_train.h"
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace dllm {
@@ -90,6 +91,35 @@ std::vector<std::pair<std::string, json>> Variants() {
       out.emplace_back(
           std::string("split ") + beh + (invert ? " inverted" : ""), j);
     }
+  }
+  // {"String": ...} patterns are literals (PCRE2_LITERAL), once refused by
+  // the regex compiler.
+  for (auto [pattern, beh, invert] :
+       std::vector<std::tuple<const char*, const char*, bool>>{
+           {" ", "Isolated", false},
+           {" ", "Removed", false},
+           {" ", "MergedWithPrevious", false},
+           {" ", "MergedWithNext", true},
+           {" ", "Contiguous", false},
+           {"-", "Isolated", false},
+           {"-", "MergedWithNext", false},
+           {"in", "Removed", false},
+           {"in", "MergedWithPrevious", true},
+           {"(.*)", "Isolated", false}}) {
+    json j = base;
+    j["pre_tokenizer"] = {
+        {"type", "Sequence"},
+        {"pretokenizers", json::array({{{"type", "Split"},
+                                        {"pattern", {{"String", pattern}}},
+                                        {"behavior", beh},
+                                        {"invert", invert}},
+                                       {{"type", "ByteLevel"},
+                                        {"add_prefix_space", false},
+                                        {"trim_offsets", false},
+                                        {"use_regex", false}}})}};
+    out.emplace_back(std::string("split string '") + pattern + "' " + beh +
+                         (invert ? " inverted" : ""),
+                     j);
   }
   {
     json j = base;

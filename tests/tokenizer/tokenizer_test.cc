@@ -1,6 +1,6 @@
 // Byte-level BPE: llama.cpp's test vectors (GPT-2, Qwen2) over the GPT-2
 // files and the Qwen tiktoken ranks, round trips, streaming, errors.
-#include "tokenizer/tokenizer.h"
+#include "dllm/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <random>
 #include <sstream>
 
-#include "base/error.h"
+#include "dllm/error.h"
 #include "base/mmap_file.h"
 
 namespace dllm {

@@ -95,5 +95,48 @@ TEST(ChatTmux, TypeReadQuit) {
   ShCode("tmux kill-session -t " + session);
 }
 
+// Line editing as a person uses it on the shipped model (which ships a
+// play-style chat template): the up arrow recalls the last line, a long
+// conversation drops its oldest turns rather than failing, a stop string
+// ends the answer, and Ctrl-C at the prompt leaves.
+TEST(ChatTmux, HistoryContextAndCtrlC) {
+  if (ShCode("tmux -V") != 0) GTEST_SKIP() << "tmux is not installed";
+  const std::string cli = DLLM_CLI_PATH;
+  const std::string model =
+      std::string(DLLM_SOURCE_DIR) + "/models/shakespeare-ar";
+  const std::string session = "dllm_chat_keys_" + std::to_string(getpid());
+  // 256-token context: 200 new tokens leave room for about one turn.
+  ASSERT_EQ(
+      ShCode("tmux new-session -d -s " + session + " -x 200 -y 50 \"" + cli +
+             " chat -m " + model +
+             " --gen-length 200 --temperature 0 --stop '\\\\n\\\\n'; echo "
+             "CHAT-EXITED-$?; sleep 30\""),
+      0);
+  WaitFor(session, [](const std::string& p) {
+    return p.find("\n>") != std::string::npos;
+  });
+  ShCode("tmux send-keys -t " + session +
+         " 'What news from Rome, my lord?' Enter");
+  std::string pane = WaitFor(session, [](const std::string& p) {
+    return Count(p, "forward passes") >= 1;
+  });
+  // The up arrow brings the question back; Enter sends it again.
+  ShCode("tmux send-keys -t " + session + " Up Enter");
+  pane = WaitFor(session, [](const std::string& p) {
+    return Count(p, "forward passes") >= 2;
+  });
+  EXPECT_EQ(Count(pane, "> What news from Rome, my lord?"), 2u) << pane;
+  EXPECT_EQ(pane.find("[A"), std::string::npos) << pane;  // no raw escapes
+  // The second turn did not fit beside the first: the oldest went.
+  EXPECT_NE(pane.find("(dropped the"), std::string::npos) << pane;
+  // Ctrl-C at the prompt leaves, with status 0.
+  ShCode("tmux send-keys -t " + session + " C-c");
+  pane = WaitFor(session, [](const std::string& p) {
+    return p.find("CHAT-EXITED-") != std::string::npos;
+  });
+  EXPECT_NE(pane.find("CHAT-EXITED-0"), std::string::npos) << pane;
+  ShCode("tmux kill-session -t " + session);
+}
+
 }  // namespace
 }  // namespace dllm

@@ -60,10 +60,10 @@ TEST(Cli, InitInfoAndErrors) {
   EXPECT_NE(r.out.find("token id 99 at position 2"), std::string::npos)
       << r.out;
   r = RunDllm("forward -m " + (dir / "m") + " --ids '1 x'");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);  // a bad option value
   EXPECT_NE(r.out.find("--ids: expected integers"), std::string::npos) << r.out;
   r = RunDllm("forward -m " + (dir / "m") + " --ids '1 2' --positions 5");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);  // a bad combination of options
   EXPECT_NE(r.out.find("--positions value 5"), std::string::npos) << r.out;
   r = RunDllm("forward --frobnicate");
   EXPECT_EQ(r.code, 2);
@@ -73,7 +73,7 @@ TEST(Cli, InitInfoAndErrors) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("config.json: cannot open"), std::string::npos) << r.out;
   r = RunDllm("forward -m " + (dir / "m") + " --ids 1 --threads 4294967297");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);  // a bad option value
   EXPECT_NE(r.out.find("--threads: 4294967297 is out of range"),
             std::string::npos)
       << r.out;
@@ -82,7 +82,7 @@ TEST(Cli, InitInfoAndErrors) {
   EXPECT_NE(r.out.find("unknown command 'frobnicate'"), std::string::npos)
       << r.out;
   r = RunDllm("init --preset huge -o " + (dir / "x"));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("unknown preset 'huge'"), std::string::npos) << r.out;
 }
 

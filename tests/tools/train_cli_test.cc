@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/mmap_file.h"
+#include "dllm/train_run.h"
 #include "test_util.h"
 
 namespace dllm {
@@ -83,6 +84,54 @@ TEST(TrainCli, TokenizerDataPretrainGenerateSftEval) {
   EXPECT_EQ(e["kind"], "mdm-nelbo");
   EXPECT_GT(e["nats_per_token"].get<double>(), 0.0);
 
+  // Data of another tokenizer (same size class, other merges) is refused by
+  // train --init-from and by eval loss, naming both folders.
+  o =
+      Cli("tokenizer train --vocab-size 280 --special "
+          "'<|endoftext|>,<|mask|>' " +
+          (dir / "corpus.txt") + " -o " + (dir / "other.json"));
+  ASSERT_EQ(o.code, 0) << o.out;
+  o = Cli("data prepare --tokenizer " + (dir / "other.json") + " " +
+          (dir / "corpus.txt") + " -o " + (dir / "data2"));
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_EQ(nlohmann::json::parse(ReadFileToString(dir / "data2/meta.json"))
+                .value("tokenizer_fingerprint", "")
+                .rfind("fnv1a64:", 0),
+            0u);
+  for (const std::string& cmd :
+       {"train --data " + (dir / "data2") + " -o " + (dir / "x2") +
+            " --init-from " + (dir / "m") +
+            " --batch 4 --context 32 --steps 1 --eval-every 0",
+        "eval loss -m " + (dir / "m") + " --data " + (dir / "data2") +
+            " --context 32 --windows 1 --grid 1 --draws 1"}) {
+    o = Cli(cmd);
+    EXPECT_EQ(o.code, 1) << cmd << "\n" << o.out;
+    EXPECT_NE(o.out.find("the data in " + (dir / "data2") +
+                         " was tokenized with another tokenizer than the "
+                         "model in " +
+                         (dir / "m")),
+              std::string::npos)
+        << o.out;
+  }
+  EXPECT_FALSE(std::ifstream(dir / "x2/model.safetensors").good());
+  // Shape options with --init-from: the model's shape wins, so a different
+  // one is a usage error, named.
+  o = Cli("train --data " + (dir / "sft") + " -o " + (dir / "s2") +
+          " --objective mdm-sft --init-from " + (dir / "m") +
+          " --layers 3 --batch 4 --context 32 --steps 1");
+  EXPECT_EQ(o.code, 2) << o.out;
+  EXPECT_NE(
+      o.out.find("--layers 3 disagrees with " + (dir / "m") + " (n_layers 2)"),
+      std::string::npos)
+      << o.out;
+  o = Cli("train --data " + (dir / "sft") + " -o " + (dir / "s2") +
+          " --objective mdm-sft --init-from " + (dir / "m") +
+          " --init-std 0.1 --batch 4 --context 32 --steps 1");
+  EXPECT_EQ(o.code, 2) << o.out;
+  EXPECT_NE(o.out.find("--init-std only applies to a fresh model"),
+            std::string::npos)
+      << o.out;
+
   // Clear errors.
   o = Cli("train --data " + (dir / "nothing") + " -o " + (dir / "x"));
   EXPECT_EQ(o.code, 1);
@@ -91,6 +140,83 @@ TEST(TrainCli, TokenizerDataPretrainGenerateSftEval) {
           " --objective diffusion");
   EXPECT_NE(o.out.find("unknown objective 'diffusion'"), std::string::npos)
       << o.out;
+}
+
+// A data folder without a tokenizer: enough for option checks and runs.
+void MakeData(const std::string& dir) {
+  std::vector<int32_t> train, val;
+  for (int i = 0; i < 3000; ++i) train.push_back(2 + (i * 7) % 60);
+  for (int i = 0; i < 300; ++i) val.push_back(2 + (i * 5) % 60);
+  WriteTokenFile(dir + "/train.bin", train);
+  WriteTokenFile(dir + "/val.bin", val);
+  std::string meta =
+      "{\"vocab_size\": 64, \"mask_token_id\": 1, \"eos_token_id\": 0, "
+      "\"train_tokens\": 3000, \"val_tokens\": 300, \"train_bytes\": 9000, "
+      "\"val_bytes\": 900}";
+  WriteFileAtomic(dir + "/meta.json", meta.data(), meta.size());
+}
+
+// Every bad value is refused at the start with status 2, naming the option
+// (README: 2 for a bad command line, 1 for other errors).
+TEST(TrainCli, BadValuesExitWith2NamingTheOption) {
+  test::TempDir dir;
+  MakeData(dir.path());
+  const std::string base = "train --data " + dir.path() + " -o " + (dir / "m") +
+                           " --layers 1 --d-model 16 --heads 2 --batch 2 "
+                           "--context 16 --steps 2 --eval-every 0 ";
+  const std::pair<const char*, const char*> cases[] = {
+      {"--save-dtype F16", "--save-dtype"},
+      {"--lr -1", "--lr"},
+      {"--warmup -1", "--warmup"},
+      {"--clip -1", "--clip"},
+      {"--weight-decay -1", "--weight-decay"},
+      {"--lr 1e-3 --min-lr 1e-2", "--min-lr"},
+      {"--ckpt-every -1", "--ckpt-every"},
+      {"--init-std -1", "--init-std"},
+      {"--d-model 1000000000", "--d-model"},
+      {"--batch 0", "--batch"},
+      {"--lr nan", "--lr"},
+      {"--objective diffusion", "unknown objective 'diffusion'"},
+  };
+  for (const auto& [args, option] : cases) {
+    test::CommandResult o = Cli(base + args);
+    EXPECT_EQ(o.code, 2) << args << "\n" << o.out;
+    EXPECT_NE(o.out.find(option), std::string::npos) << args << "\n" << o.out;
+    EXPECT_EQ(o.out.find("--ffn"), std::string::npos) << args << "\n" << o.out;
+    EXPECT_EQ(o.out.find("step 1/"), std::string::npos) << args << "\n"
+                                                        << o.out;
+  }
+  test::CommandResult o = Cli("eval loss -m " + (dir / "m") + " --data " +
+                              dir.path() + " --windows 0");
+  EXPECT_EQ(o.code, 2) << o.out;
+  EXPECT_NE(o.out.find("--windows"), std::string::npos) << o.out;
+}
+
+// A stopped run (Ctrl-C, SIGTERM, --stop-after) leaves a model folder that
+// every command loads; a resume with other settings names what differs.
+TEST(TrainCli, StoppedRunIsAModel) {
+  test::TempDir dir;
+  MakeData(dir.path());
+  const std::string run = "train --data " + dir.path() + " -o " + (dir / "m") +
+                          " --layers 1 --d-model 16 --heads 2 --batch 2 "
+                          "--context 16 --steps 6 --eval-every 0 ";
+  test::CommandResult o = Cli(run + "--stop-after 2");
+  ASSERT_EQ(o.code, 130) << o.out;
+  o = Cli("info -m " + (dir / "m"));
+  EXPECT_EQ(o.code, 0) << o.out;
+  o = Cli("eval loss -m " + (dir / "m") + " --data " + dir.path() +
+          " --context 16 --windows 2 --grid 2 --draws 1");
+  EXPECT_EQ(o.code, 0) << o.out;
+  o = Cli(run + "--resume --batch 3");
+  EXPECT_EQ(o.code, 2) << o.out;
+  EXPECT_NE(o.out.find("--batch: checkpoint 2, now 3"), std::string::npos)
+      << o.out;
+  o = Cli(run + "--resume --heads 4");
+  EXPECT_EQ(o.code, 2) << o.out;
+  EXPECT_NE(o.out.find("--heads 4 disagrees with"), std::string::npos) << o.out;
+  o = Cli(run + "--resume");
+  EXPECT_EQ(o.code, 0) << o.out;
+  EXPECT_NE(o.out.find("step 6/6"), std::string::npos) << o.out;
 }
 
 }  // namespace

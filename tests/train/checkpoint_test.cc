@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "dllm/train_run.h"
 #include "formats/safetensors.h"
 #include "test_util.h"
+#include "train/run_files.h"
 
 namespace dllm {
 namespace {
@@ -89,6 +91,168 @@ TEST(Checkpoint, ResumeReproducesTheUninterruptedRun) {
   }
 }
 
+// Ctrl-C (here --stop-after) leaves a model folder that loads, holding the
+// checkpoint's weights; a resume to fewer steps than done writes the model
+// and stops, one to more steps continues.
+TEST(Checkpoint, StoppedRunLeavesALoadableModel) {
+  test::TempDir dir;
+  MakeData(dir.path(), 64);
+  std::string tok = "{\"model\": {\"type\": \"BPE\"}}";  // copied, not parsed
+  WriteFileAtomic(dir / "tokenizer.json", tok.data(), tok.size());
+  TrainRunOptions o = Options(dir.path(), dir / "m", Objective::kMDM);
+  o.stop_after = 3;
+  ASSERT_EQ(RunTraining(o), 130);
+  auto model = TrainableModel::Load(dir / "m");
+  TrainableModel from_ckpt(model->config(), 7);
+  AdamW opt(from_ckpt.num_params(), AdamWOptions{});
+  EXPECT_EQ(
+      LoadCheckpoint(dir / "m/checkpoint.safetensors", from_ckpt, opt).step, 3);
+  EXPECT_EQ(model->param_vector(), from_ckpt.param_vector());
+  EXPECT_EQ(ReadFileToString(dir / "m/tokenizer.json"), tok);
+  EvalResult r = EvaluateModel(*model, dir.path(), 16, 2, 2, 1, 1);
+  EXPECT_GT(r.nats_per_token, 0.0);
+
+  // Fewer steps than the checkpoint's 3: the model is written, nothing run.
+  o.stop_after = 0;
+  o.resume = true;
+  o.steps = 2;
+  ASSERT_EQ(RunTraining(o), 0);
+  EXPECT_EQ(ReadCheckpointMeta(dir / "m/checkpoint.safetensors").step, 3);
+  EXPECT_EQ(TrainableModel::Load(dir / "m")->param_vector(),
+            from_ckpt.param_vector());
+  // More steps: continues from 3 to 5, the log one row per step.
+  o.steps = 5;
+  ASSERT_EQ(RunTraining(o), 0);
+  EXPECT_EQ(ReadCheckpointMeta(dir / "m/checkpoint.safetensors").step, 5);
+  auto steps = LossColumn(dir / "m/train_log.csv");
+  ASSERT_EQ(steps.size(), 5u);
+  for (size_t i = 0; i < steps.size(); ++i)
+    EXPECT_EQ(steps[i].substr(0, steps[i].find(',')), std::to_string(i + 1));
+}
+
+// A kill after the checkpoint leaves log rows of steps that the resume runs
+// again: they are cut, so the log is the uninterrupted run's.
+TEST(Checkpoint, ResumeCutsTheLogBackToTheCheckpoint) {
+  test::TempDir dir;
+  MakeData(dir.path(), 64);
+  TrainRunOptions a = Options(dir.path(), dir / "a", Objective::kMDM);
+  ASSERT_EQ(RunTraining(a), 0);
+  TrainRunOptions b = Options(dir.path(), dir / "b", Objective::kMDM);
+  b.stop_after = 2;
+  ASSERT_EQ(RunTraining(b), 130);
+  const std::string at2 = ReadFileToString(dir / "b/checkpoint.safetensors");
+  b.resume = true;
+  ASSERT_EQ(RunTraining(b), 130);  // steps 3 and 4 logged...
+  // ...then killed before its checkpoint: the one of step 2 is on disk, and
+  // half a row.
+  WriteFileAtomic(dir / "b/checkpoint.safetensors", at2.data(), at2.size());
+  {
+    std::ofstream torn(dir / "b/train_log.csv", std::ios::app);
+    torn << "5,3.9";
+  }
+  b.stop_after = 0;
+  ASSERT_EQ(RunTraining(b), 0);
+  EXPECT_EQ(LossColumn(dir / "a/train_log.csv"),
+            LossColumn(dir / "b/train_log.csv"));
+  EXPECT_EQ(ReadFileToString(dir / "a/model.safetensors"),
+            ReadFileToString(dir / "b/model.safetensors"));
+}
+
+// A kill -9 during a save leaves NAME.tmp.PID; the next run removes those of
+// dead processes and keeps those of live ones (a save in progress).
+TEST(Checkpoint, StaleTempFilesAreRemoved) {
+  test::TempDir dir;
+  MakeData(dir.path(), 64);
+  pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  waitpid(dead, nullptr, 0);
+  ASSERT_EQ(mkdir((dir / "m").c_str(), 0755), 0);
+  const std::string stale =
+      dir / ("m/checkpoint.safetensors.tmp." + std::to_string(dead));
+  const std::string live =
+      dir / ("m/model.safetensors.tmp." + std::to_string(getppid()));
+  const std::string other = dir / "m/notes.tmp.txt";
+  for (const std::string& f : {stale, live, other}) WriteFileAtomic(f, "x", 1);
+  TrainRunOptions o = Options(dir.path(), dir / "m", Objective::kMDM);
+  o.steps = 1;
+  ASSERT_EQ(RunTraining(o), 0);
+  EXPECT_FALSE(FileExists(stale));
+  EXPECT_TRUE(FileExists(live));
+  EXPECT_TRUE(FileExists(other));
+  EXPECT_TRUE(RemoveStaleTempFiles(dir / "m").empty());
+}
+
+// Bad values are refused before anything runs, naming the option; shape
+// options that disagree with the model continued from are refused, not
+// ignored.
+TEST(Checkpoint, BadOptionsAreRefusedByName) {
+  test::TempDir dir;
+  MakeData(dir.path(), 64);
+  struct Case {
+    void (*set)(TrainRunOptions&);
+    const char* option;
+  };
+  const Case cases[] = {
+      {[](TrainRunOptions& o) { o.lr = -1; }, "--lr"},
+      {[](TrainRunOptions& o) { o.warmup = -1; }, "--warmup"},
+      {[](TrainRunOptions& o) { o.clip = -1; }, "--clip"},
+      {[](TrainRunOptions& o) { o.weight_decay = -1; }, "--weight-decay"},
+      {[](TrainRunOptions& o) { o.min_lr = 2 * o.lr; }, "--min-lr"},
+      {[](TrainRunOptions& o) { o.ckpt_every = -1; }, "--ckpt-every"},
+      {[](TrainRunOptions& o) { o.init_std = -1; }, "--init-std"},
+      {[](TrainRunOptions& o) { o.save_dtype = "F16"; }, "--save-dtype"},
+      {[](TrainRunOptions& o) { o.batch = 0; }, "--batch"},
+  };
+  for (const Case& c : cases) {
+    TrainRunOptions o = Options(dir.path(), dir / "m", Objective::kMDM);
+    c.set(o);
+    try {
+      RunTraining(o);
+      ADD_FAILURE() << c.option << " accepted";
+    } catch (const TrainOptionError& e) {
+      EXPECT_NE(std::string(e.what()).find(c.option), std::string::npos)
+          << e.what();
+    }
+    // Refused before the output folder (and its log) was made.
+    EXPECT_FALSE(FileExists(dir / "m/train_log.csv")) << c.option;
+  }
+
+  TrainRunOptions o = Options(dir.path(), dir / "m", Objective::kMDM);
+  o.stop_after = 1;
+  ASSERT_EQ(RunTraining(o), 130);
+  for (bool resume : {true, false}) {
+    TrainRunOptions r = Options(dir.path(), dir / "r", Objective::kMDM);
+    if (resume)
+      r.out_dir = dir / "m", r.resume = true;
+    else
+      r.init_from = dir / "m";
+    r.config.n_layers = 3;
+    r.shape_options = {"--layers"};
+    EXPECT_THROW(
+        {
+          try {
+            RunTraining(r);
+          } catch (const TrainOptionError& e) {
+            EXPECT_NE(
+                std::string(e.what()).find(
+                    "--layers 3 disagrees with " +
+                    (resume ? dir / "m/checkpoint.safetensors" : dir / "m") +
+                    " (n_layers 2)"),
+                std::string::npos)
+                << e.what();
+            throw;
+          }
+        },
+        TrainOptionError);
+    // Options that agree are fine.
+    r.config.n_layers = 2;
+    r.shape_options = {"--layers", "--d-model"};
+    r.steps = 2;
+    EXPECT_EQ(RunTraining(r), 0);
+  }
+}
+
 TEST(Checkpoint, CorruptOrMismatchedIsRefused) {
   test::TempDir dir;
   MakeData(dir.path(), 64);
@@ -100,9 +264,21 @@ TEST(Checkpoint, CorruptOrMismatchedIsRefused) {
   o.stop_after = 0;
   o.resume = true;
   // Other settings than the checkpoint's.
+  // Other settings than the checkpoint's: each one named with both values.
   TrainRunOptions other = o;
   other.batch = 8;
-  EXPECT_DLLM_ERROR(RunTraining(other), "written with other settings");
+  other.lr = 2e-3;
+  try {
+    RunTraining(other);
+    ADD_FAILURE() << "resumed with other settings";
+  } catch (const TrainOptionError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("written with other settings: --batch: checkpoint 4, "
+                       "now 8; --lr: checkpoint 0.003, now 0.002"),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find("\"seed\""), std::string::npos) << msg;  // not the JSON
+  }
   // A flipped byte in the data: the checksum catches it.
   std::string bad = good;
   bad[bad.size() - 100] ^= 0x40;

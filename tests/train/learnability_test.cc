@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "base/rng.h"
-#include "base/timer.h"
+#include "dllm/timer.h"
 #include "dllm/generate.h"
 #include "dllm/model.h"
 #include "dllm/train.h"

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "tokenizer/tokenizer.h"
+#include "dllm/tokenizer.h"
 
 namespace dllm::cli {
 

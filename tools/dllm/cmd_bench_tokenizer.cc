@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "args.h"
-#include "base/error.h"
-#include "base/mmap_file.h"
 #include "command.h"
-#include "tokenizer/tokenizer.h"
+#include "dllm/error.h"
+#include "dllm/files.h"
+#include "dllm/tokenizer.h"
 
 namespace dllm::cli {
 namespace {

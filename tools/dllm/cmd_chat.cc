@@ -1,39 +1,65 @@
 // dllm chat: an interactive multi-turn chat through the model's chat template,
 // the answer streamed as its prefix becomes final.
-#include <csignal>
 #include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "args.h"
-#include "base/error.h"
 #include "canvas_view.h"
 #include "command.h"
+#include "dllm/engine.h"
+#include "dllm/error.h"
+#include "dllm/files.h"
 #include "dllm/generate.h"
-#include "dllm/model.h"
-#include "dllm/runtime.h"
+#include "dllm/prefix_stream.h"
 #include "generate_options.h"
-#include "prefix_stream.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/tokenizer.h"
+#include "line_editor.h"
 
 namespace dllm::cli {
 namespace {
-
-volatile std::sig_atomic_t g_interrupted = 0;
-void OnSigint(int) { g_interrupted = 1; }
 
 struct ChatState {
   PrefixStreamer* stream = nullptr;
   CanvasView* view = nullptr;
 };
 
+// With --visual the canvas is drawn on stderr and the text printed at the
+// end; otherwise the text streams. The streamer runs either way, since it
+// finds the stop strings.
 bool ChatStep(const StepInfo& info, void* user) {
   auto* s = static_cast<ChatState*>(user);
-  if (s->view) s->view->Draw(info, 0);
-  if (s->stream) s->stream->OnStep((*info.canvases)[0]);
-  return !g_interrupted;
+  std::string piece = s->stream->OnStep((*info.canvases)[0]);
+  if (s->view) {
+    s->view->Draw(info, 0);
+  } else {
+    std::fputs(piece.c_str(), stdout);
+    std::fflush(stdout);
+  }
+  // A stop string or EOS ends the answer: no need to denoise the rest.
+  return !LineEditor::interrupted && !s->stream->stopped();
+}
+
+ChatTemplate LoadTemplateFile(const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0)
+    return ChatTemplate::FromTokenizerConfig(path);
+  return ChatTemplate::FromString(ReadFileToString(path));
+}
+
+// Drops the oldest turns (never the system message nor the new question)
+// until the conversation and the answer fit the context. Returns how many
+// messages were dropped, or -1 when even the new question alone is too long.
+int FitContext(const Engine& engine, nlohmann::json& messages, bool has_system,
+               int gen_length, std::vector<int32_t>* prompt) {
+  const int ctx = engine.config().max_seq_len;
+  int dropped = 0;
+  for (;;) {
+    *prompt = engine.EncodeChat(messages.dump());
+    if (int64_t(prompt->size()) + gen_length <= ctx) return dropped;
+    const size_t first = has_system ? 1 : 0;
+    if (messages.size() <= first + 1) return -1;
+    messages.erase(messages.begin() + long(first));
+    ++dropped;
+  }
 }
 
 int RunChat(int argc, char** argv) {
@@ -42,37 +68,43 @@ int RunChat(int argc, char** argv) {
          "the model's chat\n"
          "template (tokenizer_config.json) together with the conversation so "
          "far; the answer is\n"
-         "streamed as it becomes final. Commands: /reset clears the history, "
-         "/quit (or Ctrl-D)\n"
-         "leaves; Ctrl-C stops the answer being generated.");
+         "streamed as it becomes final. Line editing and history (arrows) on "
+         "a terminal. /reset\n"
+         "clears the history, /quit (or Ctrl-D, or Ctrl-C at the prompt) "
+         "leaves; Ctrl-C during an\n"
+         "answer stops it. When the conversation outgrows the context, the "
+         "oldest turns are dropped.");
   a.Option("-m,--model", "DIR",
            "model folder with tokenizer.json and tokenizer_config.json");
   a.Option("--system", "TEXT",
            "system message at the start of the conversation");
+  a.Option("--chat-template", "FILE",
+           "use this chat template (a Jinja file, or a tokenizer_config.json) "
+           "instead of the model's");
+  AddStopOption(a);
   AddGenerateOptions(a);
   a.Flag("--visual",
          "show the canvas being denoised instead of streaming the text");
   a.Flag("--quiet", "no statistics after each answer");
-  a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
+  AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "chat: -m DIR is required");
-  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
+  DLLM_USAGE_CHECK(a.Has("--model"), "chat: -m DIR is required");
+  ApplyThreadsOption(a);
   const std::string dir = a.Get("--model");
-  auto model = Model::Load(dir);
-  const ModelConfig& c = model->config();
-  Tokenizer tok = LoadModelTokenizer(dir);
-  DLLM_CHECK(tok.loaded(), dir,
-             ": chat needs tokenizer.json in the model folder");
-  ChatTemplate tmpl = ChatTemplate::FromTokenizerConfig(dir);
-  DLLM_CHECK(tmpl.loaded(), dir,
-             ": chat needs a chat_template in tokenizer_config.json");
-  GenerateOptions o = ReadGenerateOptions(a, c);
-  o.eos_ids = ModelEosIds(c, &tok);
+  auto engine = Engine::Load(dir);
+  if (a.Has("--chat-template"))
+    engine->SetChatTemplate(LoadTemplateFile(a.Get("--chat-template")));
+  const ModelConfig& c = engine->config();
+  const Tokenizer& tok = engine->tokenizer();
+  engine->RequireChat();  // before the first prompt, not after it
+  GenerateOptions o = ReadGenerateOptions(a, *engine);
   o.stop_at_eos = true;
+  const std::vector<std::string> stops = ReadStopOption(a);
 
-  std::signal(SIGINT, OnSigint);
+  LineEditor editor("dllm");
+  const bool has_system = a.Has("--system");
   nlohmann::json messages = nlohmann::json::array();
-  if (a.Has("--system"))
+  if (has_system)
     messages.push_back({{"role", "system"}, {"content", a.Get("--system")}});
   const bool quiet = a.GetFlag("--quiet");
   std::fprintf(
@@ -81,58 +113,57 @@ int RunChat(int argc, char** argv) {
       dir.c_str(), ArchName(c.arch), double(c.NumParams()) / 1e6);
   std::string line;
   for (;;) {
-    std::fputs("> ", stdout);
-    std::fflush(stdout);
-    if (!std::getline(std::cin, line)) {
+    LineEditor::Status st = editor.Read("> ", &line);
+    if (st != LineEditor::Status::kLine) {
       std::fputs("\n", stdout);
       break;
     }
     if (line == "/quit" || line == "/exit") break;
     if (line == "/reset") {
-      nlohmann::json keep = nlohmann::json::array();
-      if (a.Has("--system")) keep.push_back(messages[0]);
-      messages = keep;
+      messages.erase(messages.begin() + (has_system ? 1 : 0), messages.end());
       std::fputs("(history cleared)\n", stdout);
       continue;
     }
     if (line.empty()) continue;
+    editor.AddHistory(line);
     messages.push_back({{"role", "user"}, {"content", line}});
-    std::string rendered =
-        tmpl.Apply(messages.dump(), /*add_generation_prompt=*/true);
-    std::vector<int32_t> prompt = tok.Encode(rendered, /*add_special=*/false);
-    if (int64_t(prompt.size()) + o.gen_length > c.max_seq_len) {
+    std::vector<int32_t> prompt;
+    const int dropped =
+        FitContext(*engine, messages, has_system, o.gen_length, &prompt);
+    if (dropped < 0) {
       std::fprintf(stderr,
-                   "error: the conversation (%zu tokens) + %d new tokens "
-                   "exceeds the context of %d; "
-                   "/reset to start over\n",
+                   "error: this message (%zu tokens with the template) + %d "
+                   "new tokens exceeds the context of %d tokens; write a "
+                   "shorter one or lower --gen-length\n",
                    prompt.size(), o.gen_length, c.max_seq_len);
       messages.erase(messages.end() - 1);
       continue;
     }
-    g_interrupted = 0;
-    PrefixStreamer stream(tok, o.eos_ids, stdout);
+    if (dropped > 0)
+      std::fprintf(stderr,
+                   "(dropped the %d oldest message%s to fit the context of %d "
+                   "tokens)\n",
+                   dropped, dropped == 1 ? "" : "s", c.max_seq_len);
+    LineEditor::interrupted = 0;
+    PrefixStreamer stream(tok, o.eos_ids, stops);
     CanvasView view(&tok, c.mask_token_id, stderr);
-    ChatState st;
-    if (a.GetFlag("--visual"))
-      st.view = &view;
-    else
-      st.stream = &stream;
+    ChatState cs;
+    cs.stream = &stream;
+    if (a.GetFlag("--visual")) cs.view = &view;
     GenerateStats stats;
-    auto r = Generate(*model, {prompt}, o, ChatStep, &st, &stats);
-    if (st.stream)
-      stream.Finish(r[0].tokens);
-    else
-      std::fputs(SanitizeUtf8(tok.Decode(r[0].tokens, true)).c_str(), stdout);
+    auto r = Generate(engine->model(), {prompt}, o, ChatStep, &cs, &stats);
+    view.Finish();
+    std::string rest = stream.Finish(r[0].tokens);
+    std::fputs((cs.view ? stream.text() : rest).c_str(), stdout);
     std::fputs("\n", stdout);
     std::fflush(stdout);
-    if (g_interrupted) std::fputs("(interrupted)\n", stdout);
+    if (LineEditor::interrupted) std::fputs("(interrupted)\n", stdout);
     if (!quiet)
       std::fprintf(
           stderr, "[%lld tokens, %d forward passes, %.1f tokens/s]\n",
           (long long)stats.tokens, stats.forward_passes,
           stats.seconds > 0 ? double(stats.tokens) / stats.seconds : 0.0);
-    messages.push_back(
-        {{"role", "assistant"}, {"content", tok.Decode(r[0].tokens, true)}});
+    messages.push_back({{"role", "assistant"}, {"content", stream.text()}});
   }
   return 0;
 }

@@ -7,20 +7,15 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
-#include "base/error.h"
-#include "base/mmap_file.h"
 #include "command.h"
+#include "dllm/chat_template.h"
+#include "dllm/error.h"
+#include "dllm/files.h"
+#include "dllm/tokenizer.h"
 #include "dllm/train_run.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/tokenizer.h"
 
 namespace dllm::cli {
 namespace {
-
-bool Exists(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
 
 std::string FolderOf(const std::string& path) {
   struct stat st;
@@ -61,11 +56,11 @@ int RunDataPrepare(int argc, char** argv) {
   a.Option("--sft", "FILE", "JSONL conversations for supervised fine-tuning");
   a.AllowPositional("FILES", "text files (concatenated in order)");
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--tokenizer") && a.Has("--out"),
-             "data prepare: --tokenizer and -o are required");
+  DLLM_USAGE_CHECK(a.Has("--tokenizer") && a.Has("--out"),
+                   "data prepare: --tokenizer and -o are required");
   const std::string tpath = a.Get("--tokenizer");
   const std::string tfile =
-      Exists(tpath + "/tokenizer.json") ? tpath + "/tokenizer.json" : tpath;
+      FileExists(tpath + "/tokenizer.json") ? tpath + "/tokenizer.json" : tpath;
   Tokenizer tok = Tokenizer::FromFile(tfile);
   const std::string out = a.Get("--out");
   if (mkdir(out.c_str(), 0755) != 0 && errno != EEXIST)
@@ -135,7 +130,7 @@ int RunDataPrepare(int argc, char** argv) {
     std::fprintf(stderr, "data: %zu conversations, %zu tokens -> %s/sft.bin\n",
                  records.size(), tokens.size(), out.c_str());
   } else {
-    DLLM_CHECK(!a.Positional().empty(), "data prepare: no input files");
+    DLLM_USAGE_CHECK(!a.Positional().empty(), "data prepare: no input files");
     std::string text;
     for (const std::string& f : a.Positional()) text += ReadFileToString(f);
     const double frac = a.GetDouble("--val-fraction");
@@ -168,8 +163,10 @@ int RunDataPrepare(int argc, char** argv) {
   }
   std::string tj = ReadFileToString(tfile);
   WriteFileAtomic(out + "/tokenizer.json", tj.data(), tj.size());
+  // Lets train --init-from and eval loss refuse a model of another tokenizer.
+  meta["tokenizer_fingerprint"] = TokenizerFingerprint(tj);
   const std::string cfg = FolderOf(tfile) + "/tokenizer_config.json";
-  if (Exists(cfg)) {
+  if (FileExists(cfg)) {
     std::string cj = ReadFileToString(cfg);
     WriteFileAtomic(out + "/tokenizer_config.json", cj.data(), cj.size());
   }

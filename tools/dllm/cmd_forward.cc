@@ -3,9 +3,9 @@
 #include <vector>
 
 #include "args.h"
-#include "base/error.h"
-#include "base/mmap_file.h"
 #include "command.h"
+#include "dllm/error.h"
+#include "dllm/files.h"
 #include "dllm/model.h"
 #include "dllm/runtime.h"
 #include "parse_ids.h"
@@ -27,13 +27,13 @@ int RunForward(int argc, char** argv) {
   a.Option("--positions", "POS",
            "positions whose logits to output (default: all)");
   a.Option("--dump-logits", "FILE", "write the logits here");
-  a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
+  AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "forward: -m DIR is required");
-  DLLM_CHECK(a.Has("--ids"), "forward: --ids is required");
-  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
+  a.Require("--model");
+  a.Require("--ids");
+  ApplyThreadsOption(a);
   std::vector<int32_t> ids = ParseIdList(a.Get("--ids"), "--ids");
-  DLLM_CHECK(!ids.empty(), "forward: --ids is empty");
+  DLLM_USAGE_CHECK(!ids.empty(), "forward: --ids is empty");
   auto model = Model::Load(a.Get("--model"));
   const ModelConfig& c = model->config();
   DLLM_CHECK(int64_t(ids.size()) <= c.max_seq_len, "forward: ", ids.size(),
@@ -42,9 +42,9 @@ int RunForward(int argc, char** argv) {
   if (a.Has("--positions")) {
     rows = ParseIdList(a.Get("--positions"), "--positions");
     for (int32_t r : rows)
-      DLLM_CHECK(r >= 0 && r < int32_t(ids.size()),
-                 "forward: --positions value ", r, " is outside the ",
-                 ids.size(), " input tokens");
+      DLLM_USAGE_CHECK(r >= 0 && r < int32_t(ids.size()),
+                       "forward: --positions value ", r, " is outside the ",
+                       ids.size(), " input tokens");
   } else {
     for (size_t i = 0; i < ids.size(); ++i) rows.push_back(int32_t(i));
   }

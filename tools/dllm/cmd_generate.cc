@@ -1,139 +1,19 @@
 // dllm generate: diffusion generation from a prompt.
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "args.h"
-#include "base/error.h"
 #include "canvas_view.h"
 #include "command.h"
+#include "dllm/engine.h"
+#include "dllm/error.h"
 #include "dllm/generate.h"
-#include "dllm/model.h"
-#include "dllm/runtime.h"
+#include "dllm/prefix_stream.h"
 #include "generate_options.h"
 #include "parse_ids.h"
-#include "prefix_stream.h"
-#include "tokenizer/tokenizer.h"
 
 namespace dllm::cli {
-
-namespace {
-bool Exists(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
-}  // namespace
-
-void AddGenerateOptions(Args& a) {
-  a.Option("--gen-length", "N", "tokens to generate", "64");
-  a.Option("--steps", "N",
-           "denoising steps (forward passes) for fixed schedules (default: gen "
-           "length)");
-  a.Option("--block-length", "N",
-           "semi-autoregressive block size (default: gen length, one block)");
-  a.Option("--sampler", "NAME",
-           "low-confidence | random (LLaDA) | origin | maskgit-plus | "
-           "topk-margin | entropy (Dream) "
-           "(default: low-confidence for LLaDA models, entropy for Dream)");
-  a.Option("--schedule", "NAME",
-           "blocks | timesteps | threshold | factor | eb (default: blocks for "
-           "LLaDA samplers, "
-           "timesteps for Dream's)");
-  a.Option("--temperature", "T", "sampling temperature; 0 = greedy", "0");
-  a.Option("--top-p", "P", "nucleus filter (Dream samplers)", "1");
-  a.Option("--top-k", "K", "top-k filter (Dream samplers; 0 = off)", "0");
-  a.Option(
-      "--alg-temp", "T",
-      "Dream: sample positions from softmax(confidence/T) instead of top-k",
-      "0");
-  a.Option("--eps", "E", "Dream timesteps end at eps", "0.001");
-  a.Option("--cfg", "W", "classifier-free guidance scale (0 = off)", "0");
-  a.Option("--threshold", "TAU",
-           "Fast-dLLM: commit every position with confidence >= TAU (sets "
-           "--schedule threshold)");
-  a.Option("--factor", "F", "Fast-dLLM factor rule (sets --schedule factor)");
-  a.Option("--gamma", "G",
-           "entropy-bounded sampler budget in nats (sets --schedule eb)");
-  a.Flag("--ban-eos", "never generate EOS/EoT tokens");
-  a.Flag("--eos-last", "commit positions that chose EOS/EoT after all others");
-  a.Flag(
-      "--no-early-stop",
-      "keep denoising after an EOS is committed (the reference's behaviour)");
-  a.Option("--seed", "N", "random seed", "0");
-}
-
-GenerateOptions ReadGenerateOptions(const Args& a, const ModelConfig& c) {
-  GenerateOptions o;
-  o.gen_length = int(a.GetInt("--gen-length"));
-  o.steps = a.Has("--steps") ? int(a.GetInt("--steps")) : o.gen_length;
-  o.block_length =
-      a.Has("--block-length") ? int(a.GetInt("--block-length")) : 0;
-  o.order =
-      a.Has("--sampler")
-          ? ParseOrder(a.Get("--sampler"))
-          : (c.arch == Arch::kDream ? Order::kEntropy : Order::kLowConfidence);
-  if (a.Has("--schedule")) o.schedule = ParseSchedule(a.Get("--schedule"));
-  o.temperature = a.GetDouble("--temperature");
-  o.top_p = a.GetDouble("--top-p");
-  o.top_k = int(a.GetInt("--top-k"));
-  o.alg_temp = a.GetDouble("--alg-temp");
-  o.eps = a.GetDouble("--eps");
-  o.cfg_scale = a.GetDouble("--cfg");
-  if (a.Has("--threshold")) {
-    o.threshold = a.GetDouble("--threshold");
-    if (!a.Has("--schedule")) o.schedule = Schedule::kThreshold;
-  }
-  if (a.Has("--factor")) {
-    o.factor = a.GetDouble("--factor");
-    if (!a.Has("--schedule")) o.schedule = Schedule::kFactor;
-  }
-  if (a.Has("--gamma")) {
-    o.gamma = a.GetDouble("--gamma");
-    if (!a.Has("--schedule")) o.schedule = Schedule::kEntropyBound;
-  }
-  o.ban_eos = a.GetFlag("--ban-eos");
-  o.eos_last = a.GetFlag("--eos-last");
-  o.stop_at_eos = !a.GetFlag("--no-early-stop");
-  o.seed = uint64_t(a.GetInt("--seed", 0, INT64_MAX));
-  return o;
-}
-
-std::vector<int32_t> ModelEosIds(const ModelConfig& c, const Tokenizer* tok) {
-  std::vector<int32_t> eos;
-  if (c.eos_token_id >= 0) eos.push_back(c.eos_token_id);
-  if (tok && tok->loaded()) {
-    // LLaDA's instruct models end turns with <|eot_id|>; Dream's with
-    // <|im_end|>.
-    for (const char* name : {"<|eot_id|>", "<|im_end|>", "<|endoftext|>"}) {
-      int32_t id = tok->TokenId(name);
-      if (id >= 0 && id < c.vocab_size &&
-          std::find(eos.begin(), eos.end(), id) == eos.end())
-        eos.push_back(id);
-    }
-  }
-  return eos;
-}
-
-Tokenizer LoadModelTokenizer(const std::string& dir) {
-  if (Exists(dir + "/tokenizer.json"))
-    return Tokenizer::FromFile(dir + "/tokenizer.json");
-  return Tokenizer();
-}
-
-void PrintGenerateSummary(const GenerateStats& s) {
-  const double tpf = s.forward_passes ? double(s.tokens) / s.forward_passes : 0;
-  std::fprintf(stderr,
-               "\nforward passes (NFE) %d | tokens %lld | %.2f tokens/pass | "
-               "%.1f tokens/s | %.1f ms/step | "
-               "total %.2f s\n",
-               s.forward_passes, (long long)s.tokens, tpf,
-               s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0,
-               s.forward_passes ? 1e3 * s.seconds / s.forward_passes : 0.0,
-               s.seconds);
-}
 
 namespace {
 
@@ -145,7 +25,12 @@ struct StepState {
 bool OnStep(const StepInfo& info, void* user) {
   auto* s = static_cast<StepState*>(user);
   if (s->view) s->view->Draw(info, 0);
-  if (s->stream) s->stream->OnStep((*info.canvases)[0]);
+  if (s->stream) {
+    std::fputs(s->stream->OnStep((*info.canvases)[0]).c_str(), stdout);
+    std::fflush(stdout);
+    // Past a stop string nothing more is shown: stop denoising.
+    return !s->stream->stopped();
+  }
   return true;
 }
 
@@ -163,6 +48,7 @@ int RunGenerate(int argc, char** argv) {
   a.Option("--suffix", "TEXT",
            "infilling: text that follows the generated span");
   a.Option("--suffix-ids", "IDS", "infilling: suffix as token ids");
+  AddStopOption(a);
   AddGenerateOptions(a);
   a.Flag("--visual",
          "redraw the canvas every step on stderr (masks dimmed, new tokens "
@@ -170,42 +56,43 @@ int RunGenerate(int argc, char** argv) {
   a.Flag("--print-ids",
          "print only the generated ids, space separated, on one line");
   a.Flag("--json", "print a JSON object with the text, ids and statistics");
-  a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
+  AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "generate: -m DIR is required");
-  DLLM_CHECK(a.Has("--prompt") != a.Has("--prompt-ids") ||
-                 (!a.Has("--prompt") && !a.Has("--prompt-ids")),
-             "generate: give -p TEXT or --prompt-ids, not both");
-  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
-  const std::string dir = a.Get("--model");
-  auto model = Model::Load(dir);
-  const ModelConfig& c = model->config();
-  Tokenizer tok = LoadModelTokenizer(dir);
+  DLLM_USAGE_CHECK(a.Has("--model"), "generate: -m DIR is required");
+  DLLM_USAGE_CHECK(a.Has("--prompt") != a.Has("--prompt-ids") ||
+                       (!a.Has("--prompt") && !a.Has("--prompt-ids")),
+                   "generate: give -p TEXT or --prompt-ids, not both");
+  ApplyThreadsOption(a);
+  auto engine = Engine::Load(a.Get("--model"));
+  const ModelConfig& c = engine->config();
+  const Tokenizer& tok = engine->tokenizer();
   std::vector<int32_t> prompt;
   if (a.Has("--prompt-ids")) {
     prompt = ParseIdList(a.Get("--prompt-ids"), "--prompt-ids");
   } else if (a.Has("--prompt")) {
-    DLLM_CHECK(
-        tok.loaded(), dir,
-        ": no tokenizer.json, so -p TEXT cannot be encoded (use --prompt-ids)");
-    prompt = tok.Encode(a.Get("--prompt"));
+    prompt = engine->Encode(a.Get("--prompt"), /*add_special=*/true,
+                            "-p TEXT (use --prompt-ids)");
   }
-  GenerateOptions o = ReadGenerateOptions(a, c);
-  o.eos_ids = ModelEosIds(c, &tok);
+  GenerateOptions o = ReadGenerateOptions(a, *engine);
   if (a.Has("--suffix-ids"))
     o.suffix = ParseIdList(a.Get("--suffix-ids"), "--suffix-ids");
-  if (a.Has("--suffix")) {
-    DLLM_CHECK(tok.loaded(), dir,
-               ": no tokenizer.json, so --suffix TEXT cannot be encoded");
-    o.suffix = tok.Encode(a.Get("--suffix"), /*add_special=*/false);
+  if (a.Has("--suffix"))
+    o.suffix = engine->Encode(a.Get("--suffix"), /*add_special=*/false,
+                              "--suffix TEXT");
+  try {
+    ValidateGenerateOptions(o, int(prompt.size()), c.max_seq_len);
+  } catch (const Error& e) {
+    UsageFail(e.what());  // options that do not fit together: status 2
   }
-  ValidateGenerateOptions(o, int(prompt.size()), c.max_seq_len);
+  const std::vector<std::string> stops = ReadStopOption(a);
+  DLLM_CHECK(stops.empty() || tok.loaded(), engine->dir(),
+             ": --stop needs tokenizer.json (stop strings are text)");
 
   CanvasView view(tok.loaded() ? &tok : nullptr, c.mask_token_id, stderr);
   // Plain text output streams as the generated prefix becomes final.
   const bool plain =
       tok.loaded() && !a.GetFlag("--json") && !a.GetFlag("--print-ids");
-  PrefixStreamer stream(tok, o.eos_ids, stdout);
+  PrefixStreamer stream(tok, o.eos_ids, stops);
   StepState ss;
   if (a.GetFlag("--visual")) ss.view = &view;
   if (plain && o.suffix.empty() && !a.GetFlag("--visual")) ss.stream = &stream;
@@ -214,14 +101,16 @@ int RunGenerate(int argc, char** argv) {
     std::fflush(stdout);
   }
   GenerateStats stats;
-  auto results = Generate(*model, {prompt}, o, OnStep, &ss, &stats);
+  auto results = Generate(engine->model(), {prompt}, o, OnStep, &ss, &stats);
   view.Finish();
   const GenerateResult& r = results[0];
-  std::string text =
-      tok.loaded() ? tok.Decode(r.tokens, /*skip_special=*/true) : "";
+  // The text up to a stop string, as the stream shows it.
+  const std::string text =
+      tok.loaded() ? PrefixStreamer(tok, o.eos_ids, stops).Finish(r.tokens)
+                   : "";
   if (a.GetFlag("--json")) {
     nlohmann::json j = {
-        {"text", SanitizeUtf8(text)},
+        {"text", text},
         {"prompt_tokens", prompt.size()},
         {"tokens", r.tokens},
         {"hit_eos", r.hit_eos},
@@ -232,7 +121,7 @@ int RunGenerate(int argc, char** argv) {
                                    : 0},
         {"seconds", stats.seconds},
         {"sampler", OrderName(o.order)},
-        {"schedule", ScheduleName(o.schedule)}};
+        {"schedule", ScheduleName(ResolveSchedule(o))}};
     std::printf("%s\n", j.dump().c_str());
   } else if (a.GetFlag("--print-ids") || !tok.loaded()) {
     for (size_t i = 0; i < r.tokens.size(); ++i)
@@ -241,11 +130,10 @@ int RunGenerate(int argc, char** argv) {
   } else {
     // Infilling prints the middle once it is complete; otherwise the rest.
     if (ss.stream) {
-      stream.Finish(r.tokens);
-      std::printf("\n");
+      std::printf("%s\n", stream.Finish(r.tokens).c_str());
     } else {
       std::printf("%s%s\n", a.Has("--prompt") ? a.Get("--prompt").c_str() : "",
-                  SanitizeUtf8(text).c_str());
+                  text.c_str());
     }
   }
   if (!a.GetFlag("--json") && !a.GetFlag("--print-ids"))

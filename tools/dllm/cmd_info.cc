@@ -3,8 +3,8 @@
 #include <map>
 
 #include "args.h"
-#include "base/error.h"
 #include "command.h"
+#include "dllm/error.h"
 #include "dllm/model.h"
 
 namespace dllm::cli {
@@ -19,7 +19,7 @@ int RunInfo(int argc, char** argv) {
   a.Option("--tokens", "L", "context length for the activation-memory estimate",
            "2048");
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "info: -m DIR is required");
+  a.Require("--model");
   auto model = Model::Load(a.Get("--model"));
   const ModelConfig& c = model->config();
   auto tensors = model->Tensors();
@@ -29,7 +29,7 @@ int RunInfo(int argc, char** argv) {
     for (int64_t d : t.shape) n *= d;
     by_dtype[t.dtype] += n;
   }
-  const int64_t L = a.GetInt("--tokens");
+  const int64_t L = a.GetInt("--tokens", 1, 1 << 24);
   // Activations of one forward over L tokens (fp32): residual, norm, q/k/v,
   // attention output, projection, two FFN buffers, one score block per thread.
   double act = 4.0 * L *

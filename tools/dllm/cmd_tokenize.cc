@@ -9,20 +9,20 @@
 #include <vector>
 
 #include "args.h"
-#include "base/error.h"
-#include "base/mmap_file.h"
 #include "command.h"
+#include "dllm/bpe_train.h"
+#include "dllm/chat_template.h"
+#include "dllm/error.h"
+#include "dllm/files.h"
+#include "dllm/tokenizer.h"
 #include "parse_ids.h"
-#include "tokenizer/bpe_train.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/tokenizer.h"
 
 namespace dllm::cli {
 namespace {
 
 std::string TextArg(const Args& a, const char* cmd) {
-  DLLM_CHECK(a.Has("--text") != a.Has("--file"), cmd,
-             ": give exactly one of --text T or --file F");
+  DLLM_USAGE_CHECK(a.Has("--text") != a.Has("--file"), cmd,
+                   ": give exactly one of --text T or --file F");
   return a.Has("--text") ? a.Get("--text") : ReadFileToString(a.Get("--file"));
 }
 
@@ -40,7 +40,7 @@ int RunTokenize(int argc, char** argv) {
   a.Flag("--count", "print only the number of tokens");
   a.Flag("--no-special", "do not add the post-processor's BOS/EOS");
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "tokenize: -m DIR|FILE is required");
+  DLLM_USAGE_CHECK(a.Has("--model"), "tokenize: -m DIR|FILE is required");
   Tokenizer tok = Tokenizer::FromFile(a.Get("--model"));
   std::vector<int32_t> ids =
       tok.Encode(TextArg(a, "tokenize"), !a.GetFlag("--no-special"));
@@ -71,9 +71,9 @@ int RunDetokenize(int argc, char** argv) {
   a.Option("-f,--file", "F", "file holding the ids");
   a.Flag("--skip-special", "drop special tokens");
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "detokenize: -m DIR|FILE is required");
-  DLLM_CHECK(a.Has("--ids") != a.Has("--file"),
-             "detokenize: give exactly one of --ids or --file");
+  DLLM_USAGE_CHECK(a.Has("--model"), "detokenize: -m DIR|FILE is required");
+  DLLM_USAGE_CHECK(a.Has("--ids") != a.Has("--file"),
+                   "detokenize: give exactly one of --ids or --file");
   std::string text =
       a.Has("--ids") ? a.Get("--ids") : ReadFileToString(a.Get("--file"));
   for (char& c : text)
@@ -99,8 +99,9 @@ int RunTemplate(int argc, char** argv) {
   a.Flag("--ids",
          "print the token ids of the rendered text instead of the text");
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "template: -m DIR is required");
-  DLLM_CHECK(a.Has("--messages"), "template: --messages FILE.json is required");
+  DLLM_USAGE_CHECK(a.Has("--model"), "template: -m DIR is required");
+  DLLM_USAGE_CHECK(a.Has("--messages"),
+                   "template: --messages FILE.json is required");
   ChatTemplate t = ChatTemplate::FromTokenizerConfig(a.Get("--model"));
   std::string text = t.Apply(ReadFileToString(a.Get("--messages")),
                              !a.GetFlag("--no-generation-prompt"));
@@ -133,10 +134,10 @@ int RunTokenizerTrain(int argc, char** argv) {
   a.Option("-o,--output", "FILE", "where to write tokenizer.json");
   a.AllowPositional("FILES", "training text files");
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--output"),
-             "tokenizer train: -o tokenizer.json is required");
-  DLLM_CHECK(!a.Positional().empty(),
-             "tokenizer train: give one or more text files");
+  DLLM_USAGE_CHECK(a.Has("--output"),
+                   "tokenizer train: -o tokenizer.json is required");
+  DLLM_USAGE_CHECK(!a.Positional().empty(),
+                   "tokenizer train: give one or more text files");
   BpeTrainOptions o;
   int64_t v = a.GetInt("--vocab-size");
   DLLM_CHECK(v > 0 && v <= (1 << 24),

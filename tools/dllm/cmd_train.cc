@@ -3,9 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
-#include "base/error.h"
-#include "base/mmap_file.h"
 #include "command.h"
+#include "dllm/error.h"
+#include "dllm/files.h"
 #include "dllm/runtime.h"
 #include "dllm/train_run.h"
 #include "model_shape.h"
@@ -79,93 +79,75 @@ int RunTrain(int argc, char** argv) {
          "do not cut 1% of MDM batches to a random length");
   a.Option("--save-dtype", "T",
            "dtype of the final model.safetensors: F32 or BF16", "F32");
-  a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
+  AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--data") && a.Has("--out"),
-             "train: --data DIR and -o DIR are required");
-  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
 
+  // Everything from the command line first, before any file is read: a bad
+  // value is a usage error (exit 2), whichever layer finds it.
   TrainRunOptions o;
-  o.data_dir = a.Get("--data");
-  o.out_dir = a.Get("--out");
-  o.objective = ParseObjective(a.Get("--objective"));
-  o.init_from = a.Get("--init-from");
+  try {
+    a.Require("--data");
+    a.Require("--out");
+    ApplyThreadsOption(a);
+    o.data_dir = a.Get("--data");
+    o.out_dir = a.Get("--out");
+    o.objective = ParseObjective(a.Get("--objective"));
+    o.init_from = a.Get("--init-from");
+    o.resume = a.GetFlag("--resume");
+    ReadShape(a, &o.config);
+    o.shape_options = GivenShapeOptions(a);
+    DLLM_USAGE_CHECK(!a.Has("--init-std") || (o.init_from.empty() && !o.resume),
+                     "train: --init-std only applies to a fresh model; with ",
+                     o.resume ? "--resume" : "--init-from",
+                     " the weights come from there");
+    o.context = a.GetInt("--context", 2);
+    o.init_std = a.GetDouble("--init-std");
+    o.batch = a.GetInt("--batch", 1);
+    o.accum = a.GetInt("--accum", 1);
+    o.steps = a.GetInt("--steps", 1);
+    o.lr = a.GetDouble("--lr");
+    o.min_lr = a.Has("--min-lr") ? a.GetDouble("--min-lr") : o.lr / 10;
+    o.warmup = a.GetInt("--warmup", 0);
+    o.weight_decay = a.GetDouble("--weight-decay");
+    o.clip = a.GetDouble("--clip");
+    o.seed = uint64_t(a.GetInt("--seed", 0, INT64_MAX));
+    o.eval_every = a.GetInt("--eval-every", 0);
+    o.eval_windows = a.GetInt("--eval-windows", 1);
+    o.eval_grid = a.GetInt("--eval-grid", 1);
+    o.eval_draws = a.GetInt("--eval-draws", 1);
+    o.ckpt_every = a.GetInt("--ckpt-every", 0);
+    o.log_every = a.GetInt("--log-every", 1);
+    o.stop_after = a.GetInt("--stop-after", 0);
+    o.random_length = !a.GetFlag("--no-random-length");
+    o.save_dtype = a.Get("--save-dtype");
+  } catch (const Error& e) {  // e.g. ParseObjective's
+    throw UsageError(e.what());
+  }
+
   auto meta = nlohmann::json::parse(ReadFileToString(o.data_dir + "/meta.json"),
                                     nullptr, false);
   DLLM_CHECK(!meta.is_discarded() && meta.contains("vocab_size"), o.data_dir,
              "/meta.json: missing or invalid (run `dllm data prepare`)");
   ModelConfig& c = o.config;
-  ReadShape(a, &c);
   c.vocab_size = MetaInt(meta, "vocab_size", o.data_dir);
   c.causal = o.objective == Objective::kAR;
-  o.context = a.GetInt("--context");
   c.max_seq_len = int(std::max<int64_t>(o.context, 256));
   c.mask_token_id = MetaInt(meta, "mask_token_id", o.data_dir);
   c.eos_token_id = MetaInt(meta, "eos_token_id", o.data_dir);
   DLLM_CHECK(c.causal || c.mask_token_id >= 0, o.data_dir,
              ": the tokenizer has no mask token (train it with --special "
              "\"...,<|mask|>\")");
-  o.init_std = a.GetDouble("--init-std");
-  o.batch = a.GetInt("--batch");
-  o.accum = a.GetInt("--accum");
-  o.steps = a.GetInt("--steps");
-  o.lr = a.GetDouble("--lr");
-  o.min_lr = a.Has("--min-lr") ? a.GetDouble("--min-lr") : o.lr / 10;
-  o.warmup = a.GetInt("--warmup");
-  o.weight_decay = a.GetDouble("--weight-decay");
-  o.clip = a.GetDouble("--clip");
-  o.seed = uint64_t(a.GetInt("--seed", 0, INT64_MAX));
-  o.eval_every = a.GetInt("--eval-every");
-  o.eval_windows = a.GetInt("--eval-windows");
-  o.eval_grid = a.GetInt("--eval-grid");
-  o.eval_draws = a.GetInt("--eval-draws");
-  o.ckpt_every = a.GetInt("--ckpt-every");
-  o.log_every = std::max<int64_t>(1, a.GetInt("--log-every"));
-  o.resume = a.GetFlag("--resume");
-  o.stop_after = a.GetInt("--stop-after");
-  o.random_length = !a.GetFlag("--no-random-length");
-  o.save_dtype = a.Get("--save-dtype");
-  return RunTraining(o);
-}
-
-int RunEvalLoss(int argc, char** argv) {
-  Args a("dllm eval loss -m MODEL --data DIR [--context T]",
-         "Validation loss of a model on DIR/val.bin in nats per token and bits "
-         "per byte: the\n"
-         "NELBO bound (fixed grid of t, several mask draws) for diffusion "
-         "models, the exact\n"
-         "next-token loss for causal ones. Prints JSON.");
-  a.Option("-m,--model", "DIR", "model folder");
-  a.Option("--data", "DIR", "prepared data folder");
-  a.Option("--context", "T", "tokens per window", "128");
-  a.Option("--windows", "N", "validation windows", "64");
-  a.Option("--grid", "N", "t values (diffusion)", "16");
-  a.Option("--draws", "N", "mask draws per t value", "4");
-  a.Option("--seed", "N", "seed of the mask draws", "1");
-  a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
-  if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model") && a.Has("--data"),
-             "eval loss: -m and --data are required");
-  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
-  auto m = TrainableModel::Load(a.Get("--model"));
-  EvalResult r = EvaluateModel(*m, a.Get("--data"), a.GetInt("--context"),
-                               a.GetInt("--windows"), a.GetInt("--grid"),
-                               a.GetInt("--draws"),
-                               uint64_t(a.GetInt("--seed", 0, INT64_MAX)));
-  std::printf(
-      "{\"model\":\"%s\",\"kind\":\"%s\",\"nats_per_token\":%.5f,\"bits_per_"
-      "byte\":%.5f,\"tokens\":%lld}\n",
-      a.Get("--model").c_str(), m->config().causal ? "ar-exact" : "mdm-nelbo",
-      r.nats_per_token, r.bits_per_byte, (long long)r.tokens);
-  return 0;
+  try {
+    return RunTraining(o);
+  } catch (const TrainOptionError& e) {
+    // Options that contradict the checkpoint or model are a usage error too.
+    throw UsageError(e.what());
+  }
 }
 
 }  // namespace
 
 DLLM_COMMAND("train", "train a diffusion model (mdm, mdm-sft) or its AR twin",
              RunTrain);
-DLLM_COMMAND("eval loss",
-             "validation NELBO / loss in nats per token and bits per byte",
-             RunEvalLoss);
 
 }  // namespace dllm::cli

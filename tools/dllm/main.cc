@@ -3,9 +3,12 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
-#include "base/error.h"
+#include "args.h"
 #include "command.h"
+#include "dllm/error.h"
+#include "dllm/version.h"
 
 namespace dllm::cli {
 
@@ -22,6 +25,25 @@ const std::vector<Command>& Commands() { return MutableCommands(); }
 }  // namespace dllm::cli
 
 namespace {
+
+// `dllm --version` and `dllm version`: what to paste into a bug report.
+int RunVersion(int argc, char** argv) {
+  dllm::cli::Args a("dllm version",
+                    "Prints the version, the SIMD targets compiled in and the "
+                    "one this CPU uses.");
+  if (!a.Parse(argc, argv)) return a.exit_code();
+  const dllm::SimdInfo simd = dllm::GetSimdInfo();
+  std::string compiled;
+  for (const std::string& t : simd.compiled)
+    compiled += (compiled.empty() ? "" : " ") + t;
+  std::printf("dllm %s\n", dllm::kVersion);
+  std::printf("simd   %s (compiled: %s)\n", simd.chosen.c_str(),
+              compiled.c_str());
+  std::printf("cores  %u\n", std::thread::hardware_concurrency());
+  return 0;
+}
+
+DLLM_COMMAND("version", "print the version and the SIMD targets", RunVersion);
 
 void PrintUsage(FILE* f) {
   std::fprintf(
@@ -40,6 +62,11 @@ int main(int argc, char** argv) {
       !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
     PrintUsage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V")) {
+    char name[] = "version";
+    char* args[] = {name, nullptr};
+    return RunVersion(1, args);
   }
   // Longest match first, so "tokenizer train" wins over "tokenizer".
   const dllm::cli::Command* best = nullptr;
@@ -80,6 +107,11 @@ int main(int argc, char** argv) {
   }
   try {
     return best->run(argc - best_words, argv + best_words);
+  } catch (const dllm::cli::UsageError& e) {
+    // README: 2 for a bad command line, 1 for everything else.
+    std::fprintf(stderr, "error: %s\n(dllm %s --help lists every option)\n",
+                 e.what(), best->name);
+    return 2;
   } catch (const dllm::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -3,7 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 
-#include "base/error.h"
+#include "args.h"
 
 namespace dllm::cli {
 
@@ -21,16 +21,16 @@ std::vector<int32_t> ParseIdList(const std::string& text,
     while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j])))
       ++j;
     std::string tok = text.substr(i, j - i);
-    DLLM_CHECK(!tok.empty() && tok != "-" &&
-                   (j == text.size() ||
-                    std::isspace(static_cast<unsigned char>(text[j])) ||
-                    text[j] == ','),
-               option,
-               ": expected integers separated by spaces or commas, got '", text,
-               "'");
+    DLLM_USAGE_CHECK(!tok.empty() && tok != "-" &&
+                         (j == text.size() ||
+                          std::isspace(static_cast<unsigned char>(text[j])) ||
+                          text[j] == ','),
+                     option,
+                     ": expected integers separated by spaces or commas, got '",
+                     text, "'");
     long long v = std::strtoll(tok.c_str(), nullptr, 10);
-    DLLM_CHECK(tok.size() <= 11 && v >= INT32_MIN && v <= INT32_MAX, option,
-               ": value ", tok, " is out of range");
+    DLLM_USAGE_CHECK(tok.size() <= 11 && v >= INT32_MIN && v <= INT32_MAX,
+                     option, ": value ", tok, " is out of range");
     out.push_back(int32_t(v));
     i = j;
   }

@@ -8,7 +8,7 @@
 
 #include "base/rng.h"
 #include "base/thread_pool.h"
-#include "base/timer.h"
+#include "dllm/timer.h"
 #include "ops/ops.h"
 
 namespace dllm {

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <vector>
 
-#include "base/error.h"
 #include "base/thread_pool.h"
+#include "dllm/error.h"
 #include "ops/cpu/simd.h"
 #include "ops/ops.h"
 
@@ -32,18 +32,19 @@ float* Scratch(std::vector<float>& buf, size_t n) {
 // Work below this many elements runs on the calling thread.
 constexpr int64_t kSerialElems = 1 << 14;
 
-// Scores (qn, tk) of queries i0.. against keys 0..tk-1 become attention
-// probabilities: masked keys (key_mask, causal) excluded, softmax of
+// Scores (qn, tk) of the queries at key indices p0, p0 + 1, ... against keys
+// 0..tk-1 become attention probabilities: keys hidden by key_mask or past
+// the query's visible prefix (causal, block-causal) excluded, softmax of
 // scale * score; a query with no visible key gets a row of zeros.
-void MaskedSoftmaxRows(float* S, int64_t qn, int64_t tk, int64_t i0,
-                       const uint8_t* km, bool causal, float scale) {
+void MaskedSoftmaxRows(float* S, int64_t qn, int64_t tk, int64_t p0,
+                       const uint8_t* km, const AttentionShape& s,
+                       float scale) {
   for (int64_t r = 0; r < qn; ++r) {
     float* row = S + r * tk;
     if (km)
       for (int64_t j = 0; j < tk; ++j)
         if (!km[j]) row[j] = -INFINITY;
-    if (causal)
-      for (int64_t j = i0 + r + 1; j < tk; ++j) row[j] = -INFINITY;
+    for (int64_t j = s.VisibleEnd(p0 + r); j < tk; ++j) row[j] = -INFINITY;
     if (cpu::ScaledSoftmax(row, tk, scale) == -INFINITY)
       std::fill_n(row, tk, 0.0f);
   }
@@ -171,11 +172,12 @@ float SoftmaxInPlace(float* x, int64_t n) {
 void Attention(const float* q, const float* k, const float* v,
                const AttentionShape& s, const uint8_t* key_mask, float* out) {
   EnsureBlasSingleThreaded();
-  const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t T = s.T, Tk = s.keys(), hd = s.head_dim,
+                group = s.n_heads / s.n_kv_heads;
   const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
   // Tasks: (sequence, head, block of queries). Scores for a block of QB
-  // queries against all keys live in per-thread scratch: QB x T floats.
+  // queries against all keys live in per-thread scratch: QB x Tk floats.
   constexpr int64_t QB = 64;
   const int64_t n_qb = (T + QB - 1) / QB;
   const size_t n_tasks = size_t(s.B * s.n_heads * n_qb);
@@ -185,18 +187,24 @@ void Attention(const float* q, const float* k, const float* v,
     const int64_t b = int64_t(task) / (n_qb * s.n_heads);
     const int64_t kh = h / group;
     const int64_t i0 = qb * QB, qn = std::min(QB, T - i0);
-    // Causal: keys after the block's last query are never visible.
-    const int64_t tk = s.causal ? i0 + qn : T;
+    // Keys past the last query's visible prefix are seen by no query of the
+    // block (the prefix only grows with the query index).
+    const int64_t p0 = s.q_offset + i0;
+    const int64_t tk = s.VisibleEnd(p0 + qn - 1);
     thread_local std::vector<float> buf;
-    float* S = Scratch(buf, size_t(QB * T));
+    float* S = Scratch(buf, size_t(QB * Tk));
     const float* Q = q + (b * T + i0) * qs + h * hd;
-    const float* Kh = k + b * T * kvs + kh * hd;
-    const float* Vh = v + b * T * kvs + kh * hd;
+    const float* Kh = k + b * Tk * kvs + kh * hd;
+    const float* Vh = v + b * Tk * kvs + kh * hd;
     float* O = out + (b * T + i0) * qs + h * hd;
+    if (tk <= 0) {
+      for (int64_t r = 0; r < qn; ++r) std::fill_n(O + r * qs, hd, 0.0f);
+      return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
                 int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, S, int(tk));
-    const uint8_t* km = key_mask ? key_mask + b * T : nullptr;
-    MaskedSoftmaxRows(S, qn, tk, i0, km, s.causal, scale);
+    const uint8_t* km = key_mask ? key_mask + b * Tk : nullptr;
+    MaskedSoftmaxRows(S, qn, tk, p0, km, s, scale);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(qn), int(hd),
                 int(tk), 1.0f, S, int(tk), Vh, int(kvs), 0.0f, O, int(qs));
   });
@@ -276,6 +284,8 @@ void AttentionBackward(const float* q, const float* k, const float* v,
                        const AttentionShape& s, const uint8_t* key_mask,
                        const float* dout, float* dq, float* dk, float* dv) {
   EnsureBlasSingleThreaded();
+  DLLM_CHECK(s.keys() == s.T && s.q_offset == 0,
+             "attention backward: queries must be the keys");
   const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
   const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -296,13 +306,13 @@ void AttentionBackward(const float* q, const float* k, const float* v,
     for (int64_t h = kh * group; h < (kh + 1) * group; ++h)
       for (int64_t i0 = 0; i0 < T; i0 += QB) {
         const int64_t qn = std::min(QB, T - i0);
-        const int64_t tk = s.causal ? i0 + qn : T;
+        const int64_t tk = s.VisibleEnd(i0 + qn - 1);
         const float* Q = q + (b * T + i0) * qs + h * hd;
         const float* dO = dout + (b * T + i0) * qs + h * hd;
         float* dQ = dq + (b * T + i0) * qs + h * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
                     int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, P, int(tk));
-        MaskedSoftmaxRows(P, qn, tk, i0, km, s.causal, scale);
+        MaskedSoftmaxRows(P, qn, tk, i0, km, s, scale);
         // dP = dO V^T; dS = P (dP - rowsum(P dP)) * scale, stored in dP.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
                     int(hd), 1.0f, dO, int(qs), Vh, int(kvs), 0.0f, dP,

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <vector>
 
-#include "base/error.h"
 #include "base/half.h"
+#include "dllm/error.h"
 
 namespace dllm::ops::ref {
 
@@ -65,26 +65,36 @@ void Rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
     }
 }
 
+// Whether the query at key index p sees key j, written from the definition
+// (not through VisibleEnd, so that the fast kernel's prefix logic is tested
+// against it).
+static bool Visible(const AttentionShape& s, int64_t p, int64_t j) {
+  if (s.causal && j > p) return false;
+  if (s.block > 0 && j / s.block > p / s.block) return false;
+  return true;
+}
+
 void Attention(const float* q, const float* k, const float* v,
                const AttentionShape& s, const uint8_t* key_mask, float* out) {
-  const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t T = s.T, Tk = s.keys(), hd = s.head_dim,
+                group = s.n_heads / s.n_kv_heads;
   const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
   const double scale = 1.0 / std::sqrt(double(hd));
-  std::vector<double> w(T);
+  std::vector<double> w(Tk);
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.n_heads; ++h) {
       const int64_t kh = h / group;
       for (int64_t i = 0; i < T; ++i) {
         const float* qi = q + (b * T + i) * qs + h * hd;
         double mx = -INFINITY;
-        for (int64_t j = 0; j < T; ++j) {
-          bool visible =
-              (!key_mask || key_mask[b * T + j]) && (!s.causal || j <= i);
+        for (int64_t j = 0; j < Tk; ++j) {
+          bool visible = (!key_mask || key_mask[b * Tk + j]) &&
+                         Visible(s, s.q_offset + i, j);
           if (!visible) {
             w[j] = -INFINITY;
             continue;
           }
-          const float* kj = k + (b * T + j) * kvs + kh * hd;
+          const float* kj = k + (b * Tk + j) * kvs + kh * hd;
           double dot = 0;
           for (int64_t d = 0; d < hd; ++d) dot += double(qi[d]) * kj[d];
           w[j] = dot * scale;
@@ -96,11 +106,11 @@ void Attention(const float* q, const float* k, const float* v,
           continue;
         }
         double sum = 0;
-        for (int64_t j = 0; j < T; ++j) sum += (w[j] = std::exp(w[j] - mx));
+        for (int64_t j = 0; j < Tk; ++j) sum += (w[j] = std::exp(w[j] - mx));
         for (int64_t d = 0; d < hd; ++d) {
           double acc = 0;
-          for (int64_t j = 0; j < T; ++j)
-            if (w[j] > 0) acc += w[j] * v[(b * T + j) * kvs + kh * hd + d];
+          for (int64_t j = 0; j < Tk; ++j)
+            if (w[j] > 0) acc += w[j] * v[(b * Tk + j) * kvs + kh * hd + d];
           o[d] = float(acc / sum);
         }
       }
@@ -199,6 +209,8 @@ void RmsNormBackward(const float* x, const float* weight, int64_t M, int64_t C,
 void AttentionBackward(const float* q, const float* k, const float* v,
                        const AttentionShape& s, const uint8_t* key_mask,
                        const float* dout, float* dq, float* dk, float* dv) {
+  DLLM_CHECK(s.keys() == s.T && s.q_offset == 0,
+             "attention backward: queries must be the keys");
   const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
   const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
   const double scale = 1.0 / std::sqrt(double(hd));
@@ -211,8 +223,7 @@ void AttentionBackward(const float* q, const float* k, const float* v,
         const float* go = dout + (b * T + i) * qs + h * hd;
         double mx = -INFINITY;
         for (int64_t j = 0; j < T; ++j) {
-          bool visible =
-              (!key_mask || key_mask[b * T + j]) && (!s.causal || j <= i);
+          bool visible = (!key_mask || key_mask[b * T + j]) && Visible(s, i, j);
           if (!visible) {
             p[j] = -INFINITY;
             continue;

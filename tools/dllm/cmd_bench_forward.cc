@@ -5,12 +5,12 @@
 #include <vector>
 
 #include "args.h"
-#include "base/error.h"
-#include "base/timer.h"
 #include "command.h"
 #include "dllm/ceiling.h"
+#include "dllm/error.h"
 #include "dllm/model.h"
 #include "dllm/runtime.h"
+#include "dllm/timer.h"
 
 namespace dllm::cli {
 namespace {
@@ -28,10 +28,10 @@ int RunBenchForward(int argc, char** argv) {
   a.Option("--batch", "B", "sequences per forward", "1");
   a.Option("--logit-rows", "N", "rows of logits to compute (default: all B*L)");
   a.Option("--reps", "N", "timed forwards (after one warm-up)", "5");
-  a.Option("-t,--threads", "N", "threads (0 = one per core)", "0");
+  AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
-  DLLM_CHECK(a.Has("--model"), "bench forward: -m DIR is required");
-  SetNumThreads(int(a.GetInt("--threads", 0, 1024)));
+  DLLM_USAGE_CHECK(a.Has("--model"), "bench forward: -m DIR is required");
+  ApplyThreadsOption(a);
   const int threads = NumThreads();
   auto model = Model::Load(a.Get("--model"));
   const ModelConfig& c = model->config();

@@ -1,6 +1,6 @@
-// Errors: every failure on user input becomes a dllm::Error whose message
-// names the file, the field and what was expected. Callers at the edge (CLI,
-// server) catch it and print it; nothing aborts on bad input.
+// Public API: errors. Every failure on user input becomes a dllm::Error whose
+// message names the file, the field and what was expected. Callers at the
+// edge (CLI, server) catch it and print it; nothing aborts on bad input.
 #pragma once
 
 #include <sstream>

@@ -1,4 +1,4 @@
-// Wall-clock timing for logs and benchmarks.
+// Public API: wall-clock timing for logs and benchmarks.
 #pragma once
 
 #include <chrono>

@@ -19,6 +19,7 @@ declare -A ALLOWED=(
   [generate]="base ops formats model generate"
   [train]="base ops formats model train"
   [engine]="base ops formats tokenizer model generate engine"
+  [server]="base ops formats tokenizer model generate engine server"
 )
 # The layer that implements each public header.
 declare -A OWNER=(
@@ -29,6 +30,7 @@ declare -A OWNER=(
   [generate.h]=generate [generator.h]=generate
   [train.h]=train [train_run.h]=train
   [engine.h]=engine [prefix_stream.h]=engine [generate_options.h]=engine
+  [server.h]=server
 )
 
 fail=0

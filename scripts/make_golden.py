@@ -51,6 +51,12 @@ Semantics followed (read to learn the behaviour; no code copied):
   rotate-half form: inv_freq[i] = theta^(-2i/head_dim), angle(p, j) =
   p * inv_freq[j mod head_dim/2], x' = x*cos + rotate_half(x)*sin with
   rotate_half(x) = concat(-x[half:], x[:half]), positions 0..T-1.
+* Block diffusion (our config.json extension "block_size": n, LLaDA layout):
+  the same model with block-causal attention, as BD3-LM (Arriola et al.,
+  2025, "Block Diffusion", the vectorised training mask restricted to the
+  clean sequence), Fast-dLLM v2 and SDAR run at inference: query i attends
+  key j iff j // n <= i // n (a whole block sees itself and every earlier
+  block, never a later one).
 
 The reference evaluates in float64 from the stored values (BF16 weights are
 upcast exactly) and rounds the logits to float32.  That is the engine's
@@ -98,6 +104,14 @@ CASES = [
 CASES += [
     dict(CASES[0], name="llada_untied_bf16", dtype="BF16"),
     dict(CASES[2], name="dream_gqa_bf16", dtype="BF16"),
+]
+# A block-diffusion model (BD3-LM / Fast-dLLM v2 / SDAR attention): block 5
+# divides none of SEQ_LENGTHS, so every sequence ends in a short block.
+CASES += [
+    dict(name="llada_block_f32", arch="llada", dtype="F32", seed=1003,
+         d_model=32, n_heads=4, n_kv_heads=2, n_layers=2, mlp_hidden_size=48,
+         vocab_size=67, tied=False, mask=66, eos=65, theta=10000.0,
+         block_size=5),
 ]
 
 
@@ -196,7 +210,10 @@ def dream_config(c):
 
 
 def make_config(c):
-    return llada_config(c) if c["arch"] == "llada" else dream_config(c)
+    cfg = llada_config(c) if c["arch"] == "llada" else dream_config(c)
+    if c.get("block_size"):
+        cfg["block_size"] = c["block_size"]
+    return cfg
 
 
 # ---------------------------------------------------------------- weights --
@@ -422,6 +439,12 @@ def forward_torch(cfg, w, ids, dtype=torch.float64):
         rot = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
         return x * cos + rot * sin
 
+    # Without block_size no mask (bidirectional); with it, key j is hidden
+    # from query i when block(j) > block(i).
+    bs = cfg.get("block_size") or 0
+    blk = torch.arange(T) // bs if bs else None
+    later_block = (blk[None, :] > blk[:, None]) if bs else None  # [T(q), T(k)]
+
     x = t(m["embed"])[torch.tensor(ids, dtype=torch.long)]   # [T, d]
     for L in m["layers"]:
         n = rms(x, L["attn_norm"])
@@ -431,7 +454,9 @@ def forward_torch(cfg, w, ids, dtype=torch.float64):
         q, k = rope(q), rope(k)
         k = k.repeat_interleave(group, dim=0)                # kv head h // group
         v = v.repeat_interleave(group, dim=0)
-        s = (q @ k.transpose(1, 2)) / math.sqrt(hd)          # no mask: bidirectional
+        s = (q @ k.transpose(1, 2)) / math.sqrt(hd)          # [H, T, T]
+        if bs:                                               # block-causal
+            s = s.masked_fill(later_block, float("-inf"))
         o = torch.softmax(s, dim=-1) @ v                     # [H, T, hd]
         x = x + linear(o.transpose(0, 1).reshape(T, H * hd), L["wo"])
         n = rms(x, L["ffn_norm"])
@@ -460,6 +485,13 @@ def forward_numpy_alt(cfg, w, ids):
         E = W["model.embed_tokens.weight"]
     hd = d // H
     T = len(ids)
+    bs = cfg.get("block_size") or 0
+
+    def keys_of(p):        # the keys query p may attend to
+        if not bs:
+            return list(range(T))
+        end = min(T, (p // bs + 1) * bs)    # to the end of p's own block
+        return list(range(end))
 
     def norm(x, g):
         out = np.empty_like(x)
@@ -504,9 +536,10 @@ def forward_numpy_alt(cfg, w, ids):
             kh = [rotate(K[p, kvh * hd:(kvh + 1) * hd], p) for p in range(T)]
             vh = V[:, kvh * hd:(kvh + 1) * hd]
             for p in range(T):
-                sc = np.array([np.dot(qh[p], kh[r]) for r in range(T)]) / math.sqrt(hd)
+                ks = keys_of(p)
+                sc = np.array([np.dot(qh[p], kh[r]) for r in ks]) / math.sqrt(hd)
                 e = np.exp(sc - sc.max())
-                att[p, h * hd:(h + 1) * hd] = (e / e.sum()) @ vh
+                att[p, h * hd:(h + 1) * hd] = (e / e.sum()) @ vh[ks]
         x = x + att @ wo.T
         n = norm(x, g2)
         gate = n @ wg.T
@@ -546,10 +579,10 @@ def write_json(path, obj):
         fh.write("\n")
 
 
-def generate():
-    os.makedirs(GOLDEN_DIR, exist_ok=True)
-    for c in CASES:
-        folder = os.path.join(GOLDEN_DIR, c["name"])
+def generate(cases, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for c in cases:
+        folder = os.path.join(out_dir, c["name"])
         os.makedirs(folder, exist_ok=True)
         cfg = make_config(c)
         w32 = make_weights(c)
@@ -571,9 +604,9 @@ def generate():
                                              len(stored), c["dtype"]))
 
 
-def check():
+def check(cases):
     worst32 = 0.0
-    for c in CASES:
+    for c in cases:
         folder = os.path.join(GOLDEN_DIR, c["name"])
         with open(os.path.join(folder, "config.json")) as fh:
             cfg = json.load(fh)
@@ -598,6 +631,17 @@ def check():
             alt = forward_numpy_alt(cfg, w, ids)
             err_alt = np.abs(alt - ref.numpy()).max()
             assert err_alt < 1e-10, (c["name"], len(ids), err_alt)
+            # 2b. block-causal: every prefix that ends on a block boundary
+            #     (or at T) reproduces its rows, so no block saw a later one
+            bs = cfg.get("block_size") or 0
+            if bs:
+                for end in sorted(set(list(range(bs, len(ids), bs)) + [len(ids)])):
+                    pre = forward_torch(cfg, w, ids[:end]).numpy()
+                    e = np.abs(pre - ref.numpy()[:end]).max()
+                    assert e < 1e-10, (c["name"], len(ids), end, e)
+                if len(ids) > bs:   # and the mask matters: full attention differs
+                    full = forward_torch(dict(cfg, block_size=0), w, ids).numpy()
+                    assert np.abs(full[:bs] - ref.numpy()[:bs]).max() > 1e-3
             # 3. what a float32 evaluation of the same model costs in accuracy
             f32 = forward_torch(cfg, w, ids, dtype=torch.float32).numpy()
             e32 = float(np.abs(f32 - g).max())
@@ -611,12 +655,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true",
                     help="verify tests/golden instead of regenerating it")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="only this case (repeatable); default all")
+    ap.add_argument("--out", default=GOLDEN_DIR,
+                    help="folder to write the cases into (default tests/golden)")
     args = ap.parse_args()
     torch.set_num_threads(1)          # deterministic reductions
+    names = [c["name"] for c in CASES]
+    for n in args.only:
+        assert n in names, "unknown case %s (have %s)" % (n, ", ".join(names))
+    cases = [c for c in CASES if not args.only or c["name"] in args.only]
     if args.check:
-        check()
+        check(cases)
     else:
-        generate()
+        generate(cases, args.out)
     return 0
 
 

@@ -25,6 +25,8 @@ holding
                         "mask": [[B x T 0/1]],           (mdm, mdm-sft only)
                         "p":    [B floats],              (mdm, mdm-sft only)
                         "prompt_len": [B ints],          (mdm-sft only)
+                        "block_size": n,                 (bd only)
+                        "block_p": [[B x ceil(T/n) floats]], (bd only; no "p")
                         "loss": float64 loss, 17 significant digits}
     grads.safetensors  d loss / d w for every tensor of model.safetensors,
                        same names and shapes, dtype F32 (rounded from the
@@ -47,6 +49,22 @@ full vocabulary, float64 here):
 * "ar" -- standard autoregressive next-token loss, same weights run with
   causal attention (query i attends keys j <= i), no masking, input x0:
       loss = mean_{b, t in [0, T-2]} CE(l[b,t], x0[b,t+1])
+* "bd" -- BD3-LM block diffusion (Arriola et al., ICLR 2025, "Block
+  Diffusion", Sec. 3 and the vectorised training of its Appendix; blocks of
+  n = block_size, block k = positions [k n, (k+1) n), the last one short),
+  the same weights run as a block-diffusion model.  Each block k of
+  sequence b has its own masking probability p[b][k] ("block_p"), M marks
+  the masked positions, xt = where(M, mask_token_id, x0).  ONE forward over
+  the 2T tokens [xt ; x0], both halves at RoPE positions 0..T-1, with the
+  attention mask M_BD | M_OBC | M_BC of the paper: a noisy query of block k
+  sees the noisy keys of block k (block diagonal), and the clean keys of
+  blocks < k (offset block-causal); a clean query of block k sees the clean
+  keys of blocks <= k (block-causal); clean queries never see noisy keys.
+      l    = model([xt ; x0])[:, :T]        the logits of the noisy half
+      loss = sum_{b,t: M[b,t]=1} CE(l[b,t], x0[b,t]) / p[b][t // n]   / (B*T)
+  --check also runs, for every block k, the plain block-causal model on
+  x0[:k n] + xt[k n : (k+1) n] (a loop implementation) and asserts its
+  last-block logits equal the vectorised ones: the identity the mask rests on.
 
 For the tied checkpoint (weight_tying true) the single tensor
 model.transformer.wte.weight is both the input embedding and the output head;
@@ -100,6 +118,9 @@ CASES = [
          seed=7003),
     dict(name="llada_tied_mdm", model="llada_tied_f32", objective="mdm",
          seed=7004, p=[0.3, 0.75]),
+    # Blocks of 4 over T = 9: two full blocks and a short one.
+    dict(name="llada_untied_bd", model="llada_untied_f32", objective="bd",
+         seed=7005, block_size=4, block_p=[[0.3, 0.8, 0.55], [0.9, 0.25, 0.6]]),
 ]
 
 
@@ -121,9 +142,12 @@ def leaves(w, dtype):
             for k, a in w.items()}
 
 
-def forward_batched(cfg, P, ids, causal):
+def forward_batched(cfg, P, ids, causal, positions=None, allowed=None):
     """Logits [B, T, V] for ids [B, T] (LongTensor); P: name -> torch tensor.
-    Same model as make_golden.forward_torch, batched, autograd-friendly."""
+    Same model as make_golden.forward_torch, batched, autograd-friendly.
+    positions: RoPE position of each of the T tokens (default 0..T-1);
+    allowed: [T(query), T(key)] bool, True = may attend (default: all, or
+    causal)."""
     hp, m = mg.unify(cfg, P)          # only looks tensors up by name
     dtype = m["embed"].dtype
     Bn, Tn = ids.shape
@@ -136,7 +160,9 @@ def forward_batched(cfg, P, ids, causal):
         return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + hp["eps"]) * g
 
     inv_freq = 1.0 / (hp["theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
-    ang = torch.arange(Tn, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    pos = (torch.arange(Tn, dtype=torch.float64) if positions is None
+           else torch.tensor(positions, dtype=torch.float64))
+    ang = pos[:, None] * inv_freq[None, :]
     ang = torch.cat([ang, ang], dim=-1)                          # [T, hd]
     cos, sin = ang.cos().to(dtype), ang.sin().to(dtype)
 
@@ -158,6 +184,8 @@ def forward_batched(cfg, P, ids, causal):
         s = (q @ k.transpose(-1, -2)) / math.sqrt(hd)            # [B, H, T, T]
         if causal:
             s = s.masked_fill(future, float("-inf"))
+        if allowed is not None:
+            s = s.masked_fill(~allowed, float("-inf"))
         o = torch.softmax(s, dim=-1) @ v                         # [B, H, T, hd]
         x = x + o.transpose(1, 2).reshape(Bn, Tn, H * hd) @ L["wo"].T
         n = rms(x, L["ffn_norm"])
@@ -168,12 +196,31 @@ def forward_batched(cfg, P, ids, causal):
 
 # ------------------------------------------------------------- objectives --
 
+def bd_allowed(T, n):
+    """BD3-LM's mask over [xt ; x0] (2T x 2T, True = may attend), written as
+    the paper's three parts."""
+    A = torch.zeros(2 * T, 2 * T, dtype=torch.bool)
+    for i in range(T):
+        for j in range(T):
+            bi, bj = i // n, j // n
+            A[i, j] = bi == bj                  # M_BD: noisy -> own noisy block
+            A[i, T + j] = bj < bi               # M_OBC: noisy -> earlier clean
+            A[T + i, T + j] = bj <= bi          # M_BC: clean -> clean, causal
+    return A
+
+
 def model_input(cfg, case):
+    """(input ids [B, T'], causal, positions or None, allowed or None)."""
     ids = torch.tensor(case["ids"], dtype=torch.long)
     if case["objective"] == "ar":
-        return ids, True
+        return ids, True, None, None
     M = torch.tensor(case["mask"], dtype=torch.bool)
-    return torch.where(M, torch.full_like(ids, cfg["mask_token_id"]), ids), False
+    xt = torch.where(M, torch.full_like(ids, cfg["mask_token_id"]), ids)
+    if case["objective"] == "bd":
+        T_ = ids.shape[1]
+        return (torch.cat([xt, ids], dim=1), False, list(range(T_)) * 2,
+                bd_allowed(T_, case["block_size"]))
+    return xt, False, None, None
 
 
 def loss_from_logits(case, logits):
@@ -184,6 +231,14 @@ def loss_from_logits(case, logits):
     if case["objective"] == "ar":
         ce = -logp[:, :-1].gather(-1, x0[:, 1:, None])[..., 0]   # [B, T-1]
         return ce.mean()
+    if case["objective"] == "bd":
+        logp = logp[:, :Tn]                                       # noisy half
+        ce = -logp.gather(-1, x0[..., None])[..., 0]              # [B, T]
+        M = torch.tensor(case["mask"], dtype=logits.dtype)
+        n = case["block_size"]
+        pb = torch.tensor(case["block_p"], dtype=logits.dtype)    # [B, nb]
+        p_tok = pb[:, torch.arange(Tn) // n]                      # [B, T]
+        return (ce * M / p_tok).sum() / (Bn * Tn)
     ce = -logp.gather(-1, x0[..., None])[..., 0]                  # [B, T]
     M = torch.tensor(case["mask"], dtype=logits.dtype)
     p = torch.tensor(case["p"], dtype=logits.dtype)
@@ -207,14 +262,17 @@ def loss_alt(case, logits):
                 row = logits[b, t]
                 tot = tot + (torch.logsumexp(row, 0) - row[x0[b][t + 1]])
         return tot / (Bn * (Tn - 1))
-    ce = F.cross_entropy(logits.reshape(Bn * Tn, -1),
+    ce = F.cross_entropy(logits[:, :Tn].reshape(Bn * Tn, -1),
                          torch.tensor(x0, dtype=torch.long).reshape(-1),
                          reduction="none").reshape(Bn, Tn)
     wts = torch.zeros(Bn, Tn, dtype=logits.dtype)
     for b in range(Bn):
         for t in range(Tn):
             if case["mask"][b][t]:
-                if case["objective"] == "mdm":
+                if case["objective"] == "bd":
+                    p = case["block_p"][b][t // case["block_size"]]
+                    wts[b, t] = 1.0 / (p * Bn * Tn)
+                elif case["objective"] == "mdm":
                     wts[b, t] = 1.0 / (case["p"][b] * Bn * Tn)
                 else:
                     wts[b, t] = 1.0 / (case["p"][b] * (Tn - case["prompt_len"][b]) * Bn)
@@ -224,16 +282,17 @@ def loss_alt(case, logits):
 def train_step(cfg, w, case, dtype=torch.float64):
     """(loss as float, name -> grad as float64 numpy)."""
     P = leaves(w, dtype)
-    inp, causal = model_input(cfg, case)
-    loss = loss_from_logits(case, forward_batched(cfg, P, inp, causal))
+    inp, causal, pos, allowed = model_input(cfg, case)
+    loss = loss_from_logits(case, forward_batched(cfg, P, inp, causal, pos, allowed))
     loss.backward()
     return float(loss), {k: t.grad.detach().to(torch.float64).numpy() for k, t in P.items()}
 
 
 def loss_only(cfg, Pd, case):
     with torch.no_grad():
-        inp, causal = model_input(cfg, case)
-        return float(loss_from_logits(case, forward_batched(cfg, Pd, inp, causal)))
+        inp, causal, pos, allowed = model_input(cfg, case)
+        return float(loss_from_logits(case, forward_batched(cfg, Pd, inp, causal, pos,
+                                                            allowed)))
 
 
 # ------------------------------------------------------------------ cases --
@@ -252,7 +311,20 @@ def make_case(cfg, c):
         ids = [[int(v) for v in rng.randint(0, 65, size=T)] for _ in range(B)]
     assert all(mask_id not in row for row in ids)
     case["ids"] = ids
-    if c["objective"] != "ar":
+    if c["objective"] == "bd":
+        n = c["block_size"]
+        mask = []
+        for b in range(B):
+            while True:                  # Bernoulli(p of the block), >= 1 masked
+                row = [int(u < c["block_p"][b][t // n])
+                       for t, u in enumerate(rng.random_sample(T))]
+                if 1 <= sum(row) < T:
+                    break
+            mask.append(row)
+        case["mask"] = mask
+        case["block_size"] = n
+        case["block_p"] = [list(r) for r in c["block_p"]]
+    elif c["objective"] != "ar":
         mask = []
         for b in range(B):
             lo = c["prompt_len"][b] if c["objective"] == "mdm-sft" else 0
@@ -276,21 +348,25 @@ def write_case_json(path, case):
              '  "ids": ' + rows(case["ids"])]
     if "mask" in case:
         parts.append('  "mask": ' + rows(case["mask"]))
+    if "p" in case:
         parts.append('  "p": [%s]' % ", ".join(repr(float(v)) for v in case["p"]))
     if "prompt_len" in case:
         parts.append('  "prompt_len": %s' % json.dumps(case["prompt_len"]))
+    if "block_p" in case:
+        parts.append('  "block_size": %d' % case["block_size"])
+        parts.append('  "block_p": ' + rows([[float(v) for v in r] for r in case["block_p"]]))
     parts.append('  "loss": %s' % ("%.17g" % case["loss"]))
     with open(path, "w") as fh:
         fh.write("{\n" + ",\n".join(parts) + "\n}\n")
 
 
-def generate():
-    for c in CASES:
+def generate(cases, out_dir):
+    for c in cases:
         cfg, w = load_model(c["model"])
         case = make_case(cfg, c)
         loss, grads = train_step(cfg, w, case)
         case["loss"] = loss
-        folder = os.path.join(OUT_DIR, c["name"])
+        folder = os.path.join(out_dir, c["name"])
         os.makedirs(folder, exist_ok=True)
         write_case_json(os.path.join(folder, "case.json"), case)
         g32 = {k: g.astype(np.float32) for k, g in grads.items()}
@@ -302,7 +378,7 @@ def generate():
 
 # ------------------------------------------------------------------ check --
 
-def forward_numpy_loop(cfg, w, ids, causal):
+def forward_numpy_loop(cfg, w, ids, causal, block=0):
     """Independent LLaDA forward in numpy (per-position / per-head loops,
     rotation written on index pairs (j, j + hd/2)); with causal, query p only
     scores keys r <= p.  Used to check forward_batched, the causal path in
@@ -334,7 +410,8 @@ def forward_numpy_loop(cfg, w, ids, causal):
         for hh in range(H):
             kh = hh * KV // H
             for p in range(n):
-                keys = range(p + 1) if causal else range(n)
+                keys = (range(p + 1) if causal else
+                        range(min(n, (p // block + 1) * block)) if block else range(n))
                 q = rot(Q[p, hh * hd:(hh + 1) * hd], p)
                 sc = np.array([q @ rot(K[r, kh * hd:(kh + 1) * hd], r)
                                for r in keys]) / math.sqrt(hd)
@@ -377,10 +454,10 @@ def fd_check(cfg, w, case, grads, rng, per_tensor=4, eps=1e-6):
     return worst_rel, worst_abs, count
 
 
-def check():
+def check(cases):
     rng = np.random.RandomState(12345)
     worst_fd = 0.0
-    for c in CASES:
+    for c in cases:
         folder = os.path.join(OUT_DIR, c["name"])
         with open(os.path.join(folder, "case.json")) as fh:
             case = json.load(fh)
@@ -391,6 +468,11 @@ def check():
         assert all(0 <= v <= 65 and v != cfg["mask_token_id"] for r in ids for v in r)
         if case["objective"] == "ar":
             assert "mask" not in case and "p" not in case
+        elif case["objective"] == "bd":
+            assert "p" not in case and case["block_size"] == c["block_size"]
+            nb = -(-T // case["block_size"])
+            assert all(len(r) == nb and all(0 < v <= 1 for v in r) for r in case["block_p"])
+            assert all(1 <= sum(r) and set(r) <= {0, 1} for r in case["mask"])
         else:
             for b in range(B):
                 lo = case["prompt_len"][b] if case["objective"] == "mdm-sft" else 0
@@ -410,12 +492,29 @@ def check():
 
         # 2. batched forward agrees with make_golden.forward_torch
         P = {k: torch.from_numpy(np.array(a, dtype=np.float64)) for k, a in w.items()}
-        inp, causal = model_input(cfg, case)
+        inp, causal, pos, allowed = model_input(cfg, case)
         with torch.no_grad():
-            logits = forward_batched(cfg, P, inp, causal)
+            logits = forward_batched(cfg, P, inp, causal, pos, allowed)
             bidi = forward_batched(cfg, P, inp, False)
         fwd_err = 0.0
-        for b in range(B):
+        if case["objective"] == "bd":
+            # 2'. block by block: the loop forward, block-causal, on the clean
+            #     blocks before k then the noisy block k gives the vectorised
+            #     logits of block k (noisy half); the clean half equals the
+            #     block-causal forward of x0 alone.
+            n = case["block_size"]
+            for b in range(B):
+                x0 = case["ids"][b]
+                xt = [int(v) for v in inp[b, :T]]
+                for k in range(-(-T // n)):
+                    end = min(T, (k + 1) * n)
+                    alt = forward_numpy_loop(cfg, w, x0[:k * n] + xt[k * n:end], False, n)
+                    fwd_err = max(fwd_err, float(np.abs(
+                        logits[b, k * n:end].numpy() - alt[k * n:end]).max()))
+                clean = forward_numpy_loop(cfg, w, x0, False, n)
+                fwd_err = max(fwd_err, float(np.abs(logits[b, T:].numpy() - clean).max()))
+            assert fwd_err < 1e-10, (c["name"], fwd_err)
+        for b in range(B if case["objective"] != "bd" else 0):
             row = [int(v) for v in inp[b]]
             ref = mg.forward_torch(cfg, w, row)
             fwd_err = max(fwd_err, float((bidi[b] - ref).abs().max()))
@@ -438,7 +537,7 @@ def check():
             split = dict(w, **{"model.transformer.ff_out.weight": w[wte]})
             Ps = leaves(split, torch.float64)
             loss_s = loss_from_logits(case, forward_batched(
-                dict(cfg, weight_tying=False), Ps, inp, causal))
+                dict(cfg, weight_tying=False), Ps, inp, causal, pos, allowed))
             loss_s.backward()
             g_in = Ps[wte].grad.numpy()
             g_out = Ps["model.transformer.ff_out.weight"].grad.numpy()
@@ -488,12 +587,20 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="verify tests/golden_train (incl. finite differences) "
                          "instead of regenerating it")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="only this case (repeatable); default all")
+    ap.add_argument("--out", default=OUT_DIR,
+                    help="folder to write the cases into (default tests/golden_train)")
     args = ap.parse_args()
     torch.set_num_threads(1)          # deterministic reductions
+    names = [c["name"] for c in CASES]
+    for n in args.only:
+        assert n in names, "unknown case %s (have %s)" % (n, ", ".join(names))
+    cases = [c for c in CASES if not args.only or c["name"] in args.only]
     if args.check:
-        check()
+        check(cases)
     else:
-        generate()
+        generate(cases, args.out)
     return 0
 
 

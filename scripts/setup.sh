@@ -8,6 +8,7 @@ PACKAGES=(
   libopenblas-dev libhwy-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libedit-dev                # line editing in `dllm chat` (BSD-licensed)
+  libcpp-httplib-dev         # `dllm serve` (MIT)
   clang libclang-rt-14-dev   # libFuzzer targets
   tmux                       # the terminal test of `dllm chat`
   nodejs npm                 # tokenizer parity against the Hugging Face library
@@ -37,4 +38,8 @@ fi
 here="$(cd "$(dirname "$0")" && pwd)"
 if [ -f "$here/tokenizer/setup.sh" ]; then
   bash "$here/tokenizer/setup.sh" || echo "setup: npm packages unavailable; parity tests will skip"
+fi
+# The official openai npm client for the server tests (skipped if absent).
+if [ -f "$here/server/setup.sh" ]; then
+  bash "$here/server/setup.sh" || echo "setup: npm openai unavailable; its server test will skip"
 fi

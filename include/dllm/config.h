@@ -23,7 +23,11 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   bool qkv_bias = false;
   bool tie_embeddings = false;
-  bool causal = false;        // our extension: AR twins of diffusion models
+  bool causal = false;  // our extension: AR twins of diffusion models
+  // Block diffusion (BD3-LM, Fast-dLLM v2, SDAR): attention is block-causal,
+  // key j visible to query i iff j / block_size <= i / block_size. 0 = off
+  // (full attention). Our extension key "block_size"; bidirectional only.
+  int block_size = 0;
   bool shift_logits = false;  // Dream: logits at i predict token i+1
   int32_t mask_token_id = -1;
   int32_t eos_token_id = -1;

@@ -44,7 +44,10 @@ enum class Schedule {
 // Which keys and values a step may take from earlier forward passes
 // (DESIGN.md "Block diffusion and caches").
 enum class Cache {
-  kAuto,    // causal models: the KV cache (exact); full-attention ones: none
+  kAuto,    // the exact cache where there is one: causal models keep a KV
+            // cache, block-diffusion models the dual cache (exact for them:
+            // later blocks are invisible, earlier ones final); full-attention
+            // models none
   kNone,    // every step runs every position
   kPrefix,  // Fast-dLLM prefix cache: the prompt's and finished blocks' keys
             // come from the last refresh; a step runs the current block and

@@ -59,7 +59,9 @@ class KVCache {
 // and values are written into `cache` at those positions, and its queries
 // attend to the cache's keys [0, key_end): the ones written now and those
 // of earlier calls the caller declares valid. Causal models see keys up to
-// the query itself, as ever.
+// the query itself and block-causal ones (block_size) up to the end of the
+// query's block, as ever; for them the cache is exact when each run ends at
+// a block boundary (or at the sequence's end).
 struct CachedRun {
   KVCache* cache = nullptr;
   const int32_t* ids = nullptr;  // (n) the tokens at positions p0 ...

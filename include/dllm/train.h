@@ -17,9 +17,12 @@ enum class Objective {
   kMDM,     // LLaDA pre-training: masked positions, CE / p, over B*T
   kMDMSFT,  // LLaDA SFT: prompt never masked, per-sequence / answer length
   kAR,      // causal next-token prediction
+  kBD,      // BD3-LM block diffusion: one forward over [x_t ; x_0], masked
+            // positions of x_t, CE / p of their block, over B*T
 };
 const char* ObjectiveName(Objective o);
-Objective ParseObjective(const std::string& name);  // "mdm", "mdm-sft", "ar"
+// "mdm", "mdm-sft", "ar", "bd"
+Objective ParseObjective(const std::string& name);
 
 // One batch of B sequences of T tokens.
 struct TrainBatch {
@@ -27,6 +30,8 @@ struct TrainBatch {
   std::vector<int32_t> ids;         // (B, T): the clean tokens x0
   std::vector<uint8_t> mask;        // (B, T): 1 = masked (MDM objectives)
   std::vector<float> p;             // (B): masking probability of each sequence
+  std::vector<float> block_p;       // (B, ceil(T / block_size)): bd: masking
+                                    // probability of each block
   std::vector<int32_t> prompt_len;  // (B): SFT prompt lengths
 };
 
@@ -43,6 +48,10 @@ class TrainableModel {
   ~TrainableModel();
 
   const ModelConfig& config() const { return config_; }
+  // AR-to-block-diffusion adaptation (Fast-dLLM v2, SDAR start so): the same
+  // weights, attention switched from causal (or full) to block-causal with
+  // blocks of `block_size`; the mask token must be in the vocabulary.
+  void ConvertToBlockDiffusion(int block_size, int32_t mask_token_id);
   int64_t num_params() const { return int64_t(params_.size()); }
   float* params() { return params_.data(); }
   float* grads() { return grads_.data(); }

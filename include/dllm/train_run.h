@@ -32,6 +32,10 @@ struct TrainRunOptions {
   // init_from or resume the shape comes from the model or checkpoint, and one
   // of these that disagrees with it is refused rather than ignored.
   std::vector<std::string> shape_options;
+  // --block-size, objective bd only: the blocks of a fresh model, or of an
+  // AR / full-attention model (init_from) adapted to block diffusion; 0 =
+  // the model's own.
+  int64_t block_size = 0;
   double init_std = 0.02;  // std of the random initial matrices
   int64_t batch = 8, context = 128, steps = 1000, accum = 1, warmup = 100;
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0, eps = 1e-3;

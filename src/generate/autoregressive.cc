@@ -29,9 +29,14 @@ void StartCausal(Sequence& s, std::vector<int32_t> prompt,
   s.total_steps = s.opt.gen_length;
 }
 
+Cache EffectiveCache(const ModelConfig& cfg, const GenerateOptions& opt) {
+  if (opt.cache != Cache::kAuto) return opt.cache;
+  if (cfg.causal || cfg.block_size > 0) return Cache::kDual;
+  return Cache::kNone;
+}
+
 bool UsesCache(const ModelConfig& cfg, const GenerateOptions& opt) {
-  if (cfg.causal) return opt.cache != Cache::kNone;
-  return opt.cache == Cache::kPrefix || opt.cache == Cache::kDual;
+  return EffectiveCache(cfg, opt) != Cache::kNone;
 }
 
 namespace {

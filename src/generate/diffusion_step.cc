@@ -23,8 +23,8 @@ void StartBlock(Sequence& s, int block) {
   Canvas& c = s.canvas;
   Plan& p = s.plan;
   c.block = block;
-  c.block_begin = c.prompt_len + block * p.block_len;
-  c.block_end = c.block_begin + p.block_len;
+  c.block_begin = std::max(c.prompt_len, p.base + block * p.block_len);
+  c.block_end = std::min(c.gen_end, p.base + (block + 1) * p.block_len);
   p.steps_in_block = 0;
   p.block_masked = CountMasked(c, c.block_begin, c.block_end);
 }
@@ -89,6 +89,7 @@ void Commit(Sequence& s, const int32_t* positions, const Choice* choices, int m,
     c.masked[size_t(p)] = 0;
     c.confidence[size_t(p)] = choices[j].confidence;
     s.committed.push_back(p);
+    s.stale_from = std::min(s.stale_from, p);
   }
   std::sort(s.committed.begin(), s.committed.end());
   stats.tokens += int64_t(s.committed.size());
@@ -117,10 +118,28 @@ void StartDiffusion(Sequence& s, std::vector<int32_t> prompt,
   c.confidence.assign(c.ids.size(), 0.0f);
   Plan& p = s.plan;
   p.block_len = opt.block_length > 0 ? opt.block_length : opt.gen_length;
+  p.base = c.prompt_len;
   p.n_blocks = opt.gen_length / p.block_len;
   p.steps_per_block = s.rule->fixed ? opt.steps / p.n_blocks : 0;
+  if (cfg.block_size > 0) {
+    // A block-diffusion model's blocks sit at fixed positions (multiples of
+    // its block size from the start), so decode in them: every step then
+    // works on a block as the model was trained, and the blocks before it
+    // are final (which makes the cache exact). The first block is the rest
+    // of the prompt's last one and may be short, and so may the last. The
+    // steps per block are those the options give for whole blocks.
+    const int N = cfg.block_size;
+    if (opt.block_length == 0) p.block_len = N;
+    p.base = c.prompt_len - c.prompt_len % N;
+    p.n_blocks = (c.gen_end - p.base + p.block_len - 1) / p.block_len;
+    const int whole = std::max(1, opt.gen_length / p.block_len);
+    p.steps_per_block = s.rule->fixed ? std::max(1, opt.steps / whole) : 0;
+    s.total_steps =
+        s.rule->fixed ? p.steps_per_block * p.n_blocks : opt.gen_length;
+  }
   p.timesteps = DreamTimesteps(std::max(p.steps_per_block, 1), float(opt.eps));
-  s.total_steps = s.rule->fixed ? opt.steps : opt.gen_length;
+  if (cfg.block_size <= 0)
+    s.total_steps = s.rule->fixed ? opt.steps : opt.gen_length;
   StartBlock(s, 0);
 }
 
@@ -230,14 +249,25 @@ void ForwardWithCache(GeneratorState& g, const std::vector<LiveSeq>& seqs,
       // The block's rows, whichever of its positions are still masked, so
       // what is recomputed does not depend on the commits so far.
       p0 = RowOf(cfg, c.block_begin);
-      p1 = s.opt.cache == Cache::kDual ? c.block_end : L;
+      p1 = EffectiveCache(cfg, s.opt) == Cache::kDual ? c.block_end : L;
       for (size_t k = seqs[a].k0; k < seqs[a].k1; ++k)
         p0 = std::min(p0, RowOf(cfg, cand_pos[k]));
+      // Block-diffusion models: the cache is exact when every position
+      // whose keys and values may have changed runs again: those committed
+      // since they last ran (an earlier block's position that had chosen
+      // [MASK]) and, since a block is bidirectional inside, every position
+      // of their model block (the prompt tokens sharing the first generated
+      // block, too). Earlier blocks see none of them.
+      if (cfg.block_size > 0) {
+        p0 = std::min(p0, s.stale_from);
+        p0 -= p0 % cfg.block_size;
+      }
     } else {
       s.refreshed_block = c.block;
       s.since_refresh = 0;
     }
     ++s.since_refresh;
+    s.stale_from = 1 << 30;  // everything from p0 on runs now
     CachedRun run;
     run.cache = &s.cache;
     run.ids = c.ids.data() + p0;

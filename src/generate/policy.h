@@ -19,6 +19,10 @@ namespace dllm::gen {
 // A sequence's progress through its schedule, beside the public Canvas.
 struct Plan {
   int block_len = 0, n_blocks = 0;
+  // Block k spans [base + k block_len, base + (k + 1) block_len), clipped to
+  // the generated span: base is the prompt's end, or for block-diffusion
+  // models the start of the model block holding the first generated token.
+  int base = 0;
   int steps_per_block = 0;  // fixed schedules; 0 for adaptive ones
   int steps_in_block = 0;
   int block_masked = 0;  // masked positions of the block when it started

@@ -30,8 +30,13 @@ struct Sequence {
   int cached_len = 0;        // causal: positions [0, cached_len) are current
   int refreshed_block = -1;  // diffusion: block of the last refresh
   int since_refresh = 0;     // diffusion: steps run since that refresh
+  // Block-diffusion models: the first position committed since the cache
+  // last ran it (its keys and values, and its block's, are stale).
+  int stale_from = 1 << 30;
 };
 
+// What opt.cache means for this model (kAuto resolved).
+Cache EffectiveCache(const ModelConfig& cfg, const GenerateOptions& opt);
 // Whether a sequence's steps go through Model::ForwardCached.
 bool UsesCache(const ModelConfig& cfg, const GenerateOptions& opt);
 

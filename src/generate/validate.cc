@@ -2,8 +2,8 @@
 // message names the option and what was expected.
 #include <cmath>
 
-#include "dllm/error.h"
 #include "dllm/config.h"
+#include "dllm/error.h"
 #include "generate/policy.h"
 #include "generate/state.h"
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "dllm/error.h"
 #include "base/mmap_file.h"
+#include "dllm/error.h"
 
 namespace dllm {
 
@@ -181,6 +181,13 @@ ModelConfig ParseModelConfig(const std::string& text,
              " query heads are not a multiple of ", c.n_kv_heads,
              " key/value heads");
   c.causal = r.BoolOr("causal", false);
+  c.block_size = int(r.IntOr("block_size", 0, 1, 1 << 24));  // 0 = absent
+  // Causal attention is block-causal with blocks of one already; the two
+  // together would be a contradiction, not a refinement.
+  DLLM_CHECK(c.block_size == 0 || !c.causal, origin, ": block_size ",
+             c.block_size,
+             " is for bidirectional (block-diffusion) models, but \"causal\" "
+             "is true; drop one of them");
   c.eos_token_id = r.TokenId("eos_token_id");
   c.bos_token_id = r.TokenId("bos_token_id");
   c.pad_token_id = r.TokenId("pad_token_id");
@@ -243,6 +250,7 @@ std::string ModelConfigToJson(const ModelConfig& c) {
          {"use_cache", false}};
   }
   if (c.causal) j["causal"] = true;
+  if (c.block_size > 0) j["block_size"] = c.block_size;
   if (c.eos_token_id >= 0) j["eos_token_id"] = c.eos_token_id;
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
   if (c.pad_token_id >= 0) j["pad_token_id"] = c.pad_token_id;

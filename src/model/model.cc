@@ -263,7 +263,8 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
   Embed(in.ids, BT, x);
 
   // Blocks ping-pong between x and x2; intermediate buffers are reused.
-  ops::AttentionShape as{B, T, c.n_heads, c.n_kv_heads, c.head_dim, c.causal};
+  ops::AttentionShape as{B,          T,        c.n_heads,   c.n_kv_heads,
+                         c.head_dim, c.causal, c.block_size};
   float* x2 = Grow(s.x2, size_t(BT * C));
   const LayerActivations act{xn, q, k, v, att, proj, xn, gate, up, gate};
   for (const LayerWeights& L : w.layers) {
@@ -356,6 +357,7 @@ void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
       // The run's queries over the cached keys [0, key_end).
       ops::AttentionShape as{1,          run.n,   c.n_heads, c.n_kv_heads,
                              c.head_dim, c.causal};
+      as.block = c.block_size;  // block-causal models: exact, like causal
       as.Tk = run.key_end > 0 ? run.key_end : run.p0 + run.n;
       as.q_offset = run.p0;
       ops::Attention(q + i0 * Q, ck, cv, as, nullptr, att + i0 * Q);

@@ -5,6 +5,7 @@
 // Activations are fp32, row-major; accumulation is fp32.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "base/dtype.h"
@@ -25,24 +26,52 @@ struct Matrix {
 // h / (n_heads / n_kv_heads). Query i sits at key index q_offset + i, so a
 // block of queries can attend to cached keys (a KV cache: the keys of the
 // prompt and of finished blocks, then the block's own). What a query at key
-// index p sees is always a prefix of the keys, [0, VisibleEnd(p)), minus
-// the keys that key_mask hides: all of them (bidirectional), up to itself
-// (causal), or up to the end of its own block (block-causal: key j is
-// visible when j / block <= p / block; causal is block 1).
+// index p sees is the keys j with Visible(p, j), minus the keys that
+// key_mask hides: all of them (bidirectional), up to itself (causal), or up
+// to the end of its own block (block-causal: key j is visible when
+// j / block <= p / block; causal is block 1). These are a prefix of the
+// keys, [0, VisibleEnd(p)).
+//
+// bd_half = H > 0 is BD3-LM's training mask over the concatenation
+// [x_t ; x_0] of a noisy and a clean copy of H tokens (T = keys() = 2H,
+// q_offset 0, block > 0, not causal). With b the block of p within its
+// half: a noisy query (p < H) sees the noisy keys of its own block b and
+// the clean keys of blocks < b; a clean query (p >= H) sees the clean keys
+// of blocks <= b (block-causal). Not a prefix: the keys a query sees lie in
+// [VisibleBegin(p), VisibleEnd(p)), with Visible(p, j) deciding inside it.
 struct AttentionShape {
   int64_t B = 1, T = 1, n_heads = 1, n_kv_heads = 1, head_dim = 1;
   bool causal = false;
   int64_t block = 0;     // block-causal block size; 0 = off
   int64_t Tk = 0;        // keys per sequence; 0 = T (queries are the keys)
   int64_t q_offset = 0;  // key index of query 0
+  int64_t bd_half = 0;   // BD3-LM [x_t ; x_0] mask with halves of H; 0 = off
 
   int64_t keys() const { return Tk > 0 ? Tk : T; }
+  int64_t VisibleBegin(int64_t p) const {
+    if (bd_half <= 0) return 0;
+    return p < bd_half ? p / block * block : bd_half;
+  }
   int64_t VisibleEnd(int64_t p) const {
+    if (bd_half > 0) {
+      const int64_t H = bd_half;
+      if (p >= H) return H + std::min(((p - H) / block + 1) * block, H);
+      const int64_t b = p / block;  // clean blocks < b lie past the noisy half
+      return b > 0 ? H + b * block : std::min(block, H);
+    }
     int64_t end = keys();
     if (causal && p + 1 < end) end = p + 1;
     if (block > 0 && (p / block + 1) * block < end)
       end = (p / block + 1) * block;
     return end;
+  }
+  bool Visible(int64_t p, int64_t j) const {
+    if (bd_half > 0) {
+      const int64_t H = bd_half;
+      if (p >= H) return j >= H && (j - H) / block <= (p - H) / block;
+      return j < H ? j / block == p / block : (j - H) / block < p / block;
+    }
+    return j < VisibleEnd(p);
   }
 };
 
@@ -111,7 +140,7 @@ void RmsNormBackward(const float* x, const float* weight, int64_t M, int64_t C,
 
 // dq, dk, dv += gradients of Attention() given dout; recomputes the
 // probabilities instead of storing them. Queries must be the keys (Tk = 0
-// or T, q_offset = 0); causal and block-causal masks are supported.
+// or T, q_offset = 0); causal, block-causal and bd_half masks are supported.
 void AttentionBackward(const float* q, const float* k, const float* v,
                        const AttentionShape& s, const uint8_t* key_mask,
                        const float* dout, float* dq, float* dk, float* dv);

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "dllm/error.h"
 #include "base/rng.h"
+#include "dllm/error.h"
 
 namespace dllm {
 
@@ -145,9 +145,32 @@ void MaskForMDM(TrainBatch* b, uint64_t seed, int64_t step, double eps,
   }
 }
 
-void MaskAtT(TrainBatch* b, double t, uint64_t seed, int64_t draw) {
+void MaskForBD(TrainBatch* b, int64_t block, uint64_t seed, int64_t step,
+               double eps) {
+  DLLM_CHECK(block >= 1, "bd masking: block size ", block);
+  const int64_t nb = (b->T + block - 1) / block;
+  b->mask.assign(size_t(b->B * b->T), 0);
+  b->p.clear();
+  b->block_p.assign(size_t(b->B * nb), 0.0f);
+  for (int64_t s = 0; s < b->B; ++s)
+    for (int64_t k = 0; k < nb; ++k) {
+      // One t per block (BD3-LM): every block is its own diffusion problem,
+      // conditioned on the clean blocks before it.
+      const double t = RandomUniform(seed, Stream(kTime, step, s), uint64_t(k));
+      const double p = (1.0 - eps) * t + eps;
+      b->block_p[size_t(s * nb + k)] = float(p);
+      for (int64_t i = k * block; i < std::min(b->T, (k + 1) * block); ++i)
+        b->mask[size_t(s * b->T + i)] =
+            RandomUniform(seed, Stream(kMask, step, s), uint64_t(i)) < p;
+    }
+}
+
+void MaskAtT(TrainBatch* b, double t, uint64_t seed, int64_t draw,
+             int64_t block) {
   b->mask.assign(size_t(b->B * b->T), 0);
   b->p.assign(size_t(b->B), float(t));
+  if (block > 0)  // the same t in every block: the grid of each block's ELBO
+    b->block_p.assign(size_t(b->B * ((b->T + block - 1) / block)), float(t));
   for (int64_t s = 0; s < b->B; ++s)
     for (int64_t i = 0; i < b->T; ++i)
       b->mask[size_t(s * b->T + i)] =

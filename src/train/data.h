@@ -59,8 +59,15 @@ void SampleSft(const SftData& data, int64_t B, int64_t T, int32_t eos,
 // to a random length in [2, T].
 void MaskForMDM(TrainBatch* b, uint64_t seed, int64_t step, double eps,
                 bool random_length);
-// The same with a fixed t for every sequence (validation grid).
-void MaskAtT(TrainBatch* b, double t, uint64_t seed, int64_t draw);
-
+// BD3-LM's forward process: per block of `block` tokens t ~ U(0, 1),
+// p = (1 - eps) t + eps (so p ~ U(eps, 1)), each token of the block masked
+// with probability p; fills mask and block_p. No forced mask: a batch with
+// none has loss 0, which keeps the estimator unbiased.
+void MaskForBD(TrainBatch* b, int64_t block, uint64_t seed, int64_t step,
+               double eps);
+// The same with a fixed t for every sequence (validation grid); with
+// block > 0 also block_p, t in every block.
+void MaskAtT(TrainBatch* b, double t, uint64_t seed, int64_t draw,
+             int64_t block = 0);
 
 }  // namespace dllm

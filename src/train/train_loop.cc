@@ -92,6 +92,14 @@ void ValidateOptions(const TrainRunOptions& o) {
               "--init-std must be 0 or more, got ", o.init_std);
   OptionCheck(o.eps > 0 && o.eps < 1,
               "the minimum masking probability must be in (0, 1), got ", o.eps);
+  OptionCheck(o.block_size >= 0 && o.block_size <= o.context,
+              "--block-size must be in [1, --context = ", o.context, "], got ",
+              o.block_size);
+  OptionCheck(o.block_size == 0 || o.objective == Objective::kBD,
+              "--block-size is for --objective bd (block diffusion)");
+  OptionCheck(o.objective != Objective::kBD || o.block_size > 0 ||
+                  !o.init_from.empty() || o.resume,
+              "--objective bd needs --block-size for a fresh model");
   OptionCheck(o.eval_every >= 0, "--eval-every must be 0 (never) or more, got ",
               o.eval_every);
   OptionCheck(
@@ -199,6 +207,7 @@ EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
              " tokens: too few to validate on (prepare the data with a larger "
              "--val-fraction)");
   const bool ar = model.config().causal;
+  const int64_t block = model.config().block_size;
   const int64_t T = std::min<int64_t>(context, val.size());
   const int64_t per_batch = std::min<int64_t>(8, windows);
   double sum = 0;
@@ -212,12 +221,16 @@ EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
       n += B;
       continue;
     }
-    // NELBO: a fixed midpoint grid over t, several mask draws at each.
+    // NELBO: a fixed midpoint grid over t, several mask draws at each. For
+    // block diffusion the bound is a sum of one ELBO per block (each given
+    // the clean blocks before it); the same t in every block puts each of
+    // them on the grid.
     for (int64_t g = 0; g < grid; ++g)
       for (int64_t d = 0; d < draws; ++d) {
         MaskAtT(&b, (double(g) + 0.5) / double(grid), seed,
-                g * draws + d + 1000 * w0);
-        sum += model.Loss(b, Objective::kMDM) * double(B);
+                g * draws + d + 1000 * w0, block);
+        sum += model.Loss(b, block > 0 ? Objective::kBD : Objective::kMDM) *
+               double(B);
         n += B;
       }
   }
@@ -268,6 +281,9 @@ int RunTraining(const TrainRunOptions& o) {
                 "; resume with the same options");
     const ModelConfig saved_config = ParseModelConfig(cm.config_json, ckpt);
     CheckShapeOptions(o, saved_config, ckpt);
+    OptionCheck(o.block_size == 0 || o.block_size == saved_config.block_size,
+                "--block-size ", o.block_size, " disagrees with ", ckpt,
+                " (block_size ", saved_config.block_size, ")");
     CheckSameTokenizer(o.data_dir, o.out_dir);
     model = std::make_unique<TrainableModel>(saved_config, o.seed);
     opt = std::make_unique<AdamW>(
@@ -282,10 +298,41 @@ int RunTraining(const TrainRunOptions& o) {
       CheckShapeOptions(o, LoadModelConfig(o.init_from + "/config.json"),
                         o.init_from);
       model = TrainableModel::Load(o.init_from);
-    } else  // the same checks as a config.json read from disk
+      const ModelConfig& lc = model->config();
+      if (o.objective == Objective::kBD &&
+          (lc.block_size == 0 ||
+           (o.block_size > 0 && o.block_size != lc.block_size))) {
+        // AR (or full-attention) to block diffusion: same weights, new mask.
+        OptionCheck(o.block_size > 0, "--objective bd from ", o.init_from,
+                    ", which is not a block-diffusion model, needs "
+                    "--block-size");
+        const int32_t mask =
+            lc.mask_token_id >= 0 && lc.mask_token_id < lc.vocab_size
+                ? lc.mask_token_id
+                : o.config.mask_token_id;
+        std::fprintf(stderr,
+                     "train: adapting %s (%s) to block diffusion with blocks "
+                     "of %lld, mask token %d\n",
+                     o.init_from.c_str(),
+                     lc.causal           ? "causal"
+                     : lc.block_size > 0 ? "block diffusion"
+                                         : "full attention",
+                     (long long)o.block_size, int(mask));
+        model->ConvertToBlockDiffusion(int(o.block_size), mask);
+      }
+    } else {
+      ModelConfig fresh = o.config;
+      if (o.objective == Objective::kBD) {
+        OptionCheck(o.block_size > 0,
+                    "--objective bd needs --block-size for a fresh model");
+        fresh.causal = false;
+        fresh.block_size = int(o.block_size);
+      }
+      // The same checks as a config.json read from disk.
       model = std::make_unique<TrainableModel>(
-          ParseModelConfig(ModelConfigToJson(o.config), "the model shape"),
-          o.seed, float(o.init_std));
+          ParseModelConfig(ModelConfigToJson(fresh), "the model shape"), o.seed,
+          float(o.init_std));
+    }
     opt = std::make_unique<AdamW>(
         model->num_params(),
         AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});
@@ -297,6 +344,12 @@ int RunTraining(const TrainRunOptions& o) {
   DLLM_CHECK((o.objective == Objective::kAR) == c.causal, "objective ",
              ObjectiveName(o.objective), " needs a ",
              c.causal ? "bidirectional" : "causal", " model");
+  DLLM_CHECK((o.objective == Objective::kBD) == (c.block_size > 0),
+             "objective ", ObjectiveName(o.objective),
+             c.block_size > 0
+                 ? " does not train block-diffusion models (config.json "
+                   "\"block_size\"); use --objective bd"
+                 : " needs a block-diffusion model (give --block-size)");
   DLLM_CHECK(o.context <= c.max_seq_len, "train: context ", o.context,
              " exceeds the model's ", c.max_seq_len);
 
@@ -389,6 +442,8 @@ int RunTraining(const TrainRunOptions& o) {
         SampleWindows(*train, o.batch, o.context, o.seed, key, &b);
         if (o.objective == Objective::kMDM)
           MaskForMDM(&b, o.seed, key, o.eps, o.random_length);
+        else if (o.objective == Objective::kBD)
+          MaskForBD(&b, c.block_size, o.seed, key, o.eps);
       }
       loss += model->ForwardBackward(b, o.objective, 1.0f / float(o.accum)) /
               double(o.accum);

@@ -5,11 +5,12 @@
 #include <cmath>
 #include <cstring>
 
-#include "dllm/error.h"
 #include "base/rng.h"
+#include "dllm/error.h"
 #include "dllm/model.h"
 #include "dllm/train.h"
 #include "formats/safetensors.h"
+#include "model/check_store.h"
 #include "model/layer.h"
 #include "model/rope.h"
 #include "model/save.h"
@@ -26,6 +27,8 @@ const char* ObjectiveName(Objective o) {
       return "mdm-sft";
     case Objective::kAR:
       return "ar";
+    case Objective::kBD:
+      return "bd";
   }
   return "?";
 }
@@ -34,10 +37,13 @@ Objective ParseObjective(const std::string& name) {
   if (name == "mdm") return Objective::kMDM;
   if (name == "mdm-sft") return Objective::kMDMSFT;
   if (name == "ar") return Objective::kAR;
-  Fail("unknown objective '", name, "' (expected mdm, mdm-sft or ar)");
+  if (name == "bd") return Objective::kBD;
+  Fail("unknown objective '", name, "' (expected mdm, mdm-sft, ar or bd)");
 }
 
 // What the forward keeps for the backward, per layer l.
+// BT counts the tokens the network runs on: B * T, or B * 2T for the bd
+// objective (each sequence is [x_t ; x_0]).
 struct TrainableModel::Activations {
   std::vector<float> x;  // (L+1, BT, C): residual stream entering each layer,
                          // and the final one
@@ -116,6 +122,7 @@ std::unique_ptr<TrainableModel> TrainableModel::Load(const std::string& dir) {
   ModelConfig c = LoadModelConfig(dir + "/config.json");
   auto store = TensorStore::Open(dir);
   MatchStoredSwitches(c, *store);
+  CheckStoredTensors(c, *store);  // as inference does: no half-accepted files
   auto m = std::make_unique<TrainableModel>(c, 0);
   for (const Slot& s : m->slots_) {
     const TensorView* v = store->Find(s.name);
@@ -126,6 +133,22 @@ std::unique_ptr<TrainableModel> TrainableModel::Load(const std::string& dir) {
     ops::ToF32(v->dtype, v->data, s.numel, m->params_.data() + s.offset);
   }
   return m;
+}
+
+void TrainableModel::ConvertToBlockDiffusion(int block_size,
+                                             int32_t mask_token_id) {
+  DLLM_CHECK(block_size >= 1,
+             "block diffusion: the block size must be at "
+             "least 1, got ",
+             block_size);
+  DLLM_CHECK(mask_token_id >= 0 && mask_token_id < config_.vocab_size,
+             "block diffusion: mask token ", mask_token_id,
+             " is not in the vocabulary of ", config_.vocab_size,
+             " (the tokenizer needs a mask token)");
+  // Attention switches only: the tensor list, hence the bound weights, stays.
+  config_.causal = false;
+  config_.block_size = block_size;
+  config_.mask_token_id = mask_token_id;
 }
 
 void TrainableModel::ZeroGrads() {
@@ -147,41 +170,67 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
   const Weights& W = *w_;
   Weights& G = *g_;
   Activations& a = *act_;
-  const int64_t B = in.B, T = in.T, BT = B * T, C = c.d_model, F = c.d_ff,
-                V = c.vocab_size;
+  const bool bd = objective == Objective::kBD;
+  // T: tokens per sequence of the data; TS: per sequence of the network
+  // ([x_t ; x_0] for bd); BT: all tokens the network runs on.
+  const int64_t B = in.B, T = in.T, TS = bd ? 2 * T : T, BT = B * TS,
+                C = c.d_model, F = c.d_ff, V = c.vocab_size;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim,
                 KV = int64_t(c.n_kv_heads) * c.head_dim;
   const int64_t L = c.n_layers, half = c.head_dim / 2;
   const bool causal = objective == Objective::kAR;
-  DLLM_CHECK(B >= 1 && T >= 2 && int64_t(in.ids.size()) == BT,
+  DLLM_CHECK(B >= 1 && T >= 2 && int64_t(in.ids.size()) == B * T,
              "train batch: bad shape");
   DLLM_CHECK(causal == c.causal, "objective ", ObjectiveName(objective),
              " needs a ", causal ? "causal" : "bidirectional",
              " model (config.json \"causal\")");
-  if (!causal) {
-    DLLM_CHECK(int64_t(in.mask.size()) == BT && int64_t(in.p.size()) == B,
+  // The bd objective and block-diffusion models go together: the mask
+  // objectives would train a full-attention model, bd a block-causal one.
+  DLLM_CHECK(bd == (c.block_size > 0), "objective ", ObjectiveName(objective),
+             bd ? " needs a block-diffusion model (config.json \"block_size\")"
+                : " does not train block-diffusion models (config.json "
+                  "\"block_size\"); use the bd objective");
+  const int64_t n_blocks = bd ? (T + c.block_size - 1) / c.block_size : 0;
+  if (bd) {
+    DLLM_CHECK(int64_t(in.mask.size()) == B * T &&
+                   int64_t(in.block_p.size()) == B * n_blocks,
+               "train batch: the bd objective needs a mask and p per block");
+  } else if (!causal) {
+    DLLM_CHECK(int64_t(in.mask.size()) == B * T && int64_t(in.p.size()) == B,
                "train batch: MDM objectives need a mask and p per sequence");
   }
   if (objective == Objective::kMDMSFT)
     DLLM_CHECK(int64_t(in.prompt_len.size()) == B,
                "train batch: SFT needs prompt lengths");
 
-  // Input tokens: masked positions become [MASK] for the MDM objectives.
-  std::vector<int32_t> xt = in.ids;
-  for (int64_t i = 0; i < BT; ++i) {
-    DLLM_CHECK(in.ids[size_t(i)] >= 0 && in.ids[size_t(i)] < V,
-               "train batch: token id ", in.ids[size_t(i)],
-               " is outside the vocabulary of ", V);
-    if (!causal && in.mask[size_t(i)]) xt[size_t(i)] = c.mask_token_id;
-  }
+  // Input tokens (B, TS): masked positions become [MASK] for the mask
+  // objectives; bd runs each sequence as [x_t ; x_0].
+  std::vector<int32_t> xt(static_cast<size_t>(BT));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const size_t i = size_t(b * T + t);
+      DLLM_CHECK(in.ids[i] >= 0 && in.ids[i] < V, "train batch: token id ",
+                 in.ids[i], " is outside the vocabulary of ", V);
+      xt[size_t(b * TS + t)] =
+          !causal && in.mask[i] ? c.mask_token_id : in.ids[i];
+      if (bd) xt[size_t(b * TS + T + t)] = in.ids[i];
+    }
 
   // Loss rows, their targets and weights (each objective's normalisation).
   std::vector<int32_t> rows, targets;
   std::vector<float> weights;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
-      const int64_t i = b * T + t;
-      if (objective == Objective::kAR) {
+      const int64_t i = b * T + t;  // in the data; b * TS + t in the network
+      if (bd) {
+        // BD3-LM: the masked tokens of x_t, CE / p of their block, over B*T.
+        if (in.mask[size_t(i)]) {
+          rows.push_back(int32_t(b * TS + t));
+          targets.push_back(in.ids[size_t(i)]);
+          const double p = in.block_p[size_t(b * n_blocks + t / c.block_size)];
+          weights.push_back(float(1.0 / (p * double(B * T))));
+        }
+      } else if (objective == Objective::kAR) {
         if (t + 1 < T) {
           rows.push_back(int32_t(i));
           targets.push_back(in.ids[size_t(i + 1)]);
@@ -202,14 +251,15 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
   const int64_t R = int64_t(rows.size());
 
   // RoPE tables for positions 0..T-1 of every sequence (float32 angles as
-  // the Hugging Face code computes them).
+  // the Hugging Face code computes them); both copies of a bd sequence use
+  // positions 0..T-1, so that x_t[i] and x_0[i] sit at the same place.
   float* cs = Sized(a.cos, size_t(BT * half));
   float* sn = Sized(a.sin, size_t(BT * half));
   float* nsn = Sized(a.nsin, size_t(BT * half));
   FillRopeTable(c, 0, T, cs, sn);
-  for (int64_t b = 1; b < B; ++b) {
-    std::memcpy(cs + b * T * half, cs, size_t(T * half) * sizeof(float));
-    std::memcpy(sn + b * T * half, sn, size_t(T * half) * sizeof(float));
+  for (int64_t r = 1; r < BT / T; ++r) {
+    std::memcpy(cs + r * T * half, cs, size_t(T * half) * sizeof(float));
+    std::memcpy(sn + r * T * half, sn, size_t(T * half) * sizeof(float));
   }
   for (int64_t i = 0; i < BT * half; ++i) nsn[i] = -sn[i];
 
@@ -228,7 +278,8 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
   for (int64_t i = 0; i < BT; ++i)
     std::memcpy(X + i * C, W.embed.f32() + int64_t(xt[size_t(i)]) * C,
                 size_t(C) * 4);
-  ops::AttentionShape as{B, T, c.n_heads, c.n_kv_heads, c.head_dim, causal};
+  ops::AttentionShape as{B, TS, c.n_heads, c.n_kv_heads, c.head_dim, causal};
+  if (bd) as.block = c.block_size, as.bd_half = T;
   for (int64_t l = 0; l < L; ++l) {
     const LayerActivations act{XN1 + l * BT * C, QQ + l * BT * Q,
                                KK + l * BT * KV, VV + l * BT * KV,

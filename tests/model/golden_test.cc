@@ -1,6 +1,6 @@
 // The forward pass against golden logits from the independent Python
 // reference (scripts/make_golden.py, following the published LLaDA and Dream
-// modeling code).
+// modeling code; llada_block_f32 is a block-diffusion model, block-causal).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -64,7 +64,8 @@ INSTANTIATE_TEST_SUITE_P(Models, Golden,
                          ::testing::Values("llada_untied_f32", "llada_tied_f32",
                                            "dream_gqa_f32", "dream_tied_f32",
                                            "llada_untied_bf16",
-                                           "dream_gqa_bf16"));
+                                           "dream_gqa_bf16",
+                                           "llada_block_f32"));
 
 }  // namespace
 }  // namespace dllm

@@ -1,6 +1,7 @@
 // Model loading errors, config parsing, batching with padding, and thread
 // invariance of the forward pass.
 #include "dllm/model.h"
+#include "dllm/train.h"
 
 #include <gtest/gtest.h>
 
@@ -242,6 +243,10 @@ TEST(Model, LoadRejectsNonFiniteWeights) {
                 nan);
     EXPECT_DLLM_ERROR(Model::Load(dir.path()),
                       "model.safetensors: tensor "
+                      "'model.transformer.blocks.0.q_proj.weight' holds NaN "
+                      "at element 17");
+    // Training and `eval loss` load through TrainableModel: same check.
+    EXPECT_DLLM_ERROR(TrainableModel::Load(dir.path()),
                       "'model.transformer.blocks.0.q_proj.weight' holds NaN "
                       "at element 17");
     PokeElement(dir.path(), "model.transformer.blocks.0.q_proj.weight", 17,

@@ -145,6 +145,48 @@ TEST_P(Backward, Attention) {
   }
 }
 
+// The bd_half mask ([x_t ; x_0] of BD3-LM): odd halves, blocks that do not
+// divide them and blocks wider than the 64-query tiles, against the twin;
+// the twin against finite differences.
+TEST_P(Backward, AttentionBd) {
+  for (int64_t block : {int64_t(1), int64_t(3), int64_t(16), int64_t(70)}) {
+    const int64_t Hh = 45;
+    ops::AttentionShape s{2, 2 * Hh, 4, 2, 8, false};
+    s.block = block, s.bd_half = Hh;
+    const size_t nq = size_t(s.B * s.T * s.n_heads * s.head_dim),
+                 nk = size_t(s.B * s.T * s.n_kv_heads * s.head_dim);
+    auto q = Rand(nq, 32), k = Rand(nk, 33), v = Rand(nk, 34),
+         dout = Rand(nq, 35);
+    std::vector<uint8_t> mask(size_t(s.B * s.T), 1);
+    for (size_t i = 0; i < mask.size(); i += 11) mask[i] = 0;
+    auto dq = Rand(nq, 36), dk = Rand(nk, 37), dv = Rand(nk, 38);
+    auto rdq = dq, rdk = dk, rdv = dv;
+    ops::AttentionBackward(q.data(), k.data(), v.data(), s, mask.data(),
+                           dout.data(), dq.data(), dk.data(), dv.data());
+    ops::ref::AttentionBackward(q.data(), k.data(), v.data(), s, mask.data(),
+                                dout.data(), rdq.data(), rdk.data(),
+                                rdv.data());
+    Near(dq, rdq, 1e-4f, "bd dq");
+    Near(dk, rdk, 1e-4f, "bd dk");
+    Near(dv, rdv, 1e-4f, "bd dv");
+  }
+  // Finite differences: halves of 5, blocks of 2 (the last one short).
+  ops::AttentionShape t{1, 10, 2, 1, 4, false};
+  t.block = 2, t.bd_half = 5;
+  auto q2 = Rand(80, 39), k2 = Rand(40, 40), v2 = Rand(40, 41),
+       g2 = Rand(80, 42);
+  std::vector<float> gq(80), gk(40), gv(40), o(80);
+  ops::ref::AttentionBackward(q2.data(), k2.data(), v2.data(), t, nullptr,
+                              g2.data(), gq.data(), gk.data(), gv.data());
+  auto loss = [&] {
+    ops::ref::Attention(q2.data(), k2.data(), v2.data(), t, nullptr, o.data());
+    return Dot(o, g2);
+  };
+  CheckFD(q2, gq, loss, "bd attention dq");
+  CheckFD(k2, gk, loss, "bd attention dk");
+  CheckFD(v2, gv, loss, "bd attention dv");
+}
+
 TEST_P(Backward, SwiGLU) {
   const int64_t n = 40000;
   auto g = Rand(n, 23, 3.0f), u = Rand(n, 24), d = Rand(n, 25);

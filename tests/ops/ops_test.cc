@@ -230,6 +230,98 @@ TEST(Ops, Attention) {
   });
 }
 
+// BD3-LM's [x_t ; x_0] mask: the rule spelled out on a small case (halves of
+// 5, blocks of 2, the last block short), and AttentionShape's key window
+// covering every visible key.
+TEST(Ops, AttentionBdMaskRule) {
+  ops::AttentionShape s{1, 10, 1, 1, 2, false};
+  s.block = 2, s.bd_half = 5;
+  auto seen = [&](int64_t p) {
+    std::string out;
+    for (int64_t j = 0; j < 10; ++j) out += s.Visible(p, j) ? '1' : '.';
+    return out;
+  };
+  // Keys: noisy 0..4, clean 5..9.
+  EXPECT_EQ(seen(0), "11........");  // noisy block 0: its own noisy block
+  EXPECT_EQ(seen(2), "..11.11...");  // noisy block 1: + clean block 0
+  EXPECT_EQ(seen(4), "....11111.");  // noisy block 2: + clean blocks 0, 1
+  EXPECT_EQ(seen(5), ".....11...");  // clean block 0: block-causal
+  EXPECT_EQ(seen(8), ".....1111.");
+  EXPECT_EQ(seen(9), ".....11111");
+  for (int64_t H : {1, 5, 7, 64, 100})
+    for (int64_t block : {1, 2, 3, 8, 65, 200}) {
+      s.T = 2 * H, s.bd_half = H, s.block = block;
+      for (int64_t p = 0; p < 2 * H; ++p) {
+        if (p > 0) EXPECT_GE(s.VisibleBegin(p), s.VisibleBegin(p - 1));
+        for (int64_t j = 0; j < 2 * H; ++j)
+          if (s.Visible(p, j)) {
+            EXPECT_GE(j, s.VisibleBegin(p)) << H << " " << block << " " << p;
+            EXPECT_LT(j, s.VisibleEnd(p)) << H << " " << block << " " << p;
+          }
+        EXPECT_TRUE(s.Visible(p, p));  // a query sees itself
+      }
+    }
+}
+
+// The fast kernel against the scalar twin on the bd_half mask: odd halves,
+// blocks that do not divide them, blocks of one, wider than the 64-query
+// tiles and wider than the half, GQA, a key mask.
+TEST(Ops, AttentionBdMask) {
+  ForEachTargetAndThreads([] {
+    struct Case {
+      int64_t B, H, heads, kv_heads, D, block;
+      bool masked;
+    };
+    for (Case c : {
+             Case{1, 1, 1, 1, 2, 1, false},
+             Case{1, 7, 2, 2, 8, 3, false},
+             Case{2, 33, 4, 2, 16, 4, true},
+             Case{1, 50, 2, 1, 8, 1, true},
+             Case{2, 100, 2, 2, 8, 80, false},
+             Case{1, 45, 4, 4, 8, 64, true},
+             Case{1, 9, 2, 1, 4, 16, false},
+         }) {
+      ops::AttentionShape s{c.B, 2 * c.H, c.heads, c.kv_heads, c.D, false};
+      s.block = c.block, s.bd_half = c.H;
+      const int64_t T = 2 * c.H;
+      auto q = Random(size_t(c.B * T * c.heads * c.D), 23),
+           k = Random(size_t(c.B * T * c.kv_heads * c.D), 24),
+           v = Random(size_t(c.B * T * c.kv_heads * c.D), 25);
+      std::vector<uint8_t> mask(size_t(c.B * T), 1);
+      if (c.masked)
+        for (int64_t i = 0; i < c.B * T; ++i) mask[size_t(i)] = (i % 7) != 2;
+      std::vector<float> got(q.size()), want(q.size());
+      ops::Attention(q.data(), k.data(), v.data(), s,
+                     c.masked ? mask.data() : nullptr, got.data());
+      ops::ref::Attention(q.data(), k.data(), v.data(), s,
+                          c.masked ? mask.data() : nullptr, want.data());
+      ExpectNear(got, want, 2e-5f,
+                 "bd attention H=" + std::to_string(c.H) +
+                     " block=" + std::to_string(c.block));
+    }
+  });
+}
+
+// The clean half of the bd_half mask is plain block-causal attention over
+// the clean tokens: what a block-diffusion model computes at inference.
+TEST(Ops, AttentionBdCleanHalfIsBlockCausal) {
+  const int64_t H = 37, heads = 2, D = 8, block = 5, T = 2 * H;
+  ops::AttentionShape s{1, T, heads, heads, D, false};
+  s.block = block, s.bd_half = H;
+  auto q = Random(size_t(T * heads * D), 41),
+       k = Random(size_t(T * heads * D), 42),
+       v = Random(size_t(T * heads * D), 43);
+  std::vector<float> both(q.size()), clean(size_t(H * heads * D));
+  ops::Attention(q.data(), k.data(), v.data(), s, nullptr, both.data());
+  ops::AttentionShape bc{1, H, heads, heads, D, false};
+  bc.block = block;
+  const size_t off = size_t(H * heads * D);
+  ops::Attention(q.data() + off, k.data() + off, v.data() + off, bc, nullptr,
+                 clean.data());
+  ExpectNear(std::vector<float>(both.begin() + off, both.end()), clean, 1e-6f,
+             "clean half");
+}
+
 // A query block against cached keys gives what the whole sequence gives at
 // those rows: the identity a KV cache rests on.
 TEST(Ops, AttentionOverCachedKeysEqualsFullRows) {

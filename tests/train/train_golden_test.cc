@@ -1,5 +1,5 @@
 // One full training step (loss and every gradient) against the independent
-// PyTorch reference (scripts/make_train_golden.py) for all three objectives.
+// PyTorch reference (scripts/make_train_golden.py) for every objective.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,6 +34,9 @@ TEST_P(TrainGolden, LossAndGradientsMatchTorch) {
                 causal->params());
       m = std::move(causal);
     }
+    if (obj == Objective::kBD)  // the same weights as a block-diffusion model
+      m->ConvertToBlockDiffusion(j["block_size"].get<int>(),
+                                 m->config().mask_token_id);
     TrainBatch b;
     auto ids = j["ids"].get<std::vector<std::vector<int32_t>>>();
     b.B = int64_t(ids.size());
@@ -43,6 +46,9 @@ TEST_P(TrainGolden, LossAndGradientsMatchTorch) {
       for (auto& r : j["mask"].get<std::vector<std::vector<int>>>())
         for (int x : r) b.mask.push_back(uint8_t(x));
     if (j.contains("p")) b.p = j["p"].get<std::vector<float>>();
+    if (j.contains("block_p"))
+      for (auto& r : j["block_p"].get<std::vector<std::vector<float>>>())
+        b.block_p.insert(b.block_p.end(), r.begin(), r.end());
     if (j.contains("prompt_len"))
       b.prompt_len = j["prompt_len"].get<std::vector<int32_t>>();
     m->ZeroGrads();
@@ -75,8 +81,8 @@ TEST_P(TrainGolden, LossAndGradientsMatchTorch) {
 INSTANTIATE_TEST_SUITE_P(Objectives, TrainGolden,
                          ::testing::Values("llada_untied_mdm",
                                            "llada_untied_mdm_sft",
-                                           "llada_untied_ar",
-                                           "llada_tied_mdm"));
+                                           "llada_untied_ar", "llada_tied_mdm",
+                                           "llada_untied_bd"));
 
 }  // namespace
 }  // namespace dllm

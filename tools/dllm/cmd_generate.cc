@@ -9,6 +9,7 @@
 #include "dllm/engine.h"
 #include "dllm/error.h"
 #include "dllm/generate.h"
+#include "dllm/generate_options.h"
 #include "dllm/prefix_stream.h"
 #include "generate_options.h"
 #include "parse_ids.h"
@@ -121,7 +122,8 @@ int RunGenerate(int argc, char** argv) {
                                    : 0},
         {"seconds", stats.seconds},
         {"sampler", OrderName(o.order)},
-        {"schedule", ScheduleName(ResolveSchedule(o))}};
+        {"schedule", ScheduleName(ResolveSchedule(o))},
+        {"options", nlohmann::json::parse(GenerateOptionsToJson(o))}};
     std::printf("%s\n", j.dump().c_str());
   } else if (a.GetFlag("--print-ids") || !tok.loaded()) {
     for (size_t i = 0; i < r.tokens.size(); ++i)

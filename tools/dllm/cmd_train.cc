@@ -26,7 +26,7 @@ int MetaInt(const nlohmann::json& meta, const char* key,
 
 int RunTrain(int argc, char** argv) {
   Args a(
-      "dllm train --data DIR -o DIR [--objective mdm|mdm-sft|ar] [shape] "
+      "dllm train --data DIR -o DIR [--objective mdm|mdm-sft|ar|bd] [shape] "
       "[schedule]",
       "Trains a model on a folder made by `dllm data prepare`. mdm is LLaDA's "
       "pre-training\n"
@@ -34,8 +34,12 @@ int RunTrain(int argc, char** argv) {
       "tokens / t),\n"
       "mdm-sft its supervised fine-tuning (prompt never masked), ar the "
       "autoregressive\n"
-      "baseline of the same shape (causal attention, next-token loss). The "
-      "output folder is a\n"
+      "baseline of the same shape (causal attention, next-token loss), bd "
+      "block diffusion\n"
+      "(BD3-LM: block-causal attention, each block denoised given the clean "
+      "blocks before it;\n"
+      "--block-size N, and --init-from an AR model adapts it). The output "
+      "folder is a\n"
       "model in the LLaDA layout that `dllm generate` loads, plus "
       "checkpoint.safetensors\n"
       "(written atomically every --ckpt-every steps and at Ctrl-C; --resume "
@@ -43,7 +47,10 @@ int RunTrain(int argc, char** argv) {
       "train_log.csv.");
   a.Option("--data", "DIR", "prepared data folder");
   a.Option("-o,--out", "DIR", "output model folder");
-  a.Option("--objective", "NAME", "mdm, mdm-sft or ar", "mdm");
+  a.Option("--objective", "NAME", "mdm, mdm-sft, ar or bd", "mdm");
+  a.Option("--block-size", "N",
+           "bd: block size of a fresh model, or of the AR / mdm model of "
+           "--init-from adapted to block diffusion");
   a.Option("--init-from", "DIR",
            "start from this model folder instead of random weights");
   AddShapeOptions(a, {"4", "256", "4"});
@@ -101,6 +108,11 @@ int RunTrain(int argc, char** argv) {
                      o.resume ? "--resume" : "--init-from",
                      " the weights come from there");
     o.context = a.GetInt("--context", 2);
+    if (a.Has("--block-size")) {
+      DLLM_USAGE_CHECK(o.objective == Objective::kBD,
+                       "train: --block-size is for --objective bd");
+      o.block_size = a.GetInt("--block-size", 1, o.context);
+    }
     o.init_std = a.GetDouble("--init-std");
     o.batch = a.GetInt("--batch", 1);
     o.accum = a.GetInt("--accum", 1);
@@ -131,6 +143,7 @@ int RunTrain(int argc, char** argv) {
   ModelConfig& c = o.config;
   c.vocab_size = MetaInt(meta, "vocab_size", o.data_dir);
   c.causal = o.objective == Objective::kAR;
+  c.block_size = int(o.block_size);  // bd: RunTraining checks it is given
   c.max_seq_len = int(std::max<int64_t>(o.context, 256));
   c.mask_token_id = MetaInt(meta, "mask_token_id", o.data_dir);
   c.eos_token_id = MetaInt(meta, "eos_token_id", o.data_dir);
@@ -147,7 +160,8 @@ int RunTrain(int argc, char** argv) {
 
 }  // namespace
 
-DLLM_COMMAND("train", "train a diffusion model (mdm, mdm-sft) or its AR twin",
+DLLM_COMMAND("train",
+             "train a diffusion model (mdm, mdm-sft, bd) or its AR twin",
              RunTrain);
 
 }  // namespace dllm::cli

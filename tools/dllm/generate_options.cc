@@ -37,6 +37,15 @@ GenerateOptions ReadGenerateOptions(const Args& a, const Engine& engine) {
   } catch (const Error& e) {
     UsageFail(e.what());  // a bad value on the command line: exit status 2
   }
+  // A block length the user never chose must not make their gen length an
+  // error without saying where it came from.
+  const int def_block = engine.DefaultOptions().block_length;
+  DLLM_USAGE_CHECK(a.Has("--block-length") || def_block <= 0 ||
+                       o.gen_length % def_block == 0,
+                   "--gen-length ", o.gen_length,
+                   " is not a multiple of this model's default block length ",
+                   def_block, " (from ", engine.dir(),
+                   "/generation_config.json): give --block-length too");
   return o;
 }
 

@@ -32,22 +32,47 @@ float* Scratch(std::vector<float>& buf, size_t n) {
 // Work below this many elements runs on the calling thread.
 constexpr int64_t kSerialElems = 1 << 14;
 
-// Scores (qn, tk) of the queries at key indices p0, p0 + 1, ... against keys
-// 0..tk-1 become attention probabilities: keys hidden by key_mask or past
-// the query's visible prefix (causal, block-causal) excluded, softmax of
-// scale * score; a query with no visible key gets a row of zeros.
-void MaskedSoftmaxRows(float* S, int64_t qn, int64_t tk, int64_t p0,
+// Scores (qn, kn) of the queries at key indices p0, p0 + 1, ... against keys
+// k0..k0+kn-1 become attention probabilities: keys hidden by key_mask or
+// not visible to the query (causal, block-causal, bd_half) excluded, softmax
+// of scale * score; a query with no visible key gets a row of zeros.
+void MaskedSoftmaxRows(float* S, int64_t qn, int64_t k0, int64_t kn, int64_t p0,
                        const uint8_t* km, const AttentionShape& s,
                        float scale) {
   for (int64_t r = 0; r < qn; ++r) {
-    float* row = S + r * tk;
+    float* row = S + r * kn;
     if (km)
-      for (int64_t j = 0; j < tk; ++j)
-        if (!km[j]) row[j] = -INFINITY;
-    for (int64_t j = s.VisibleEnd(p0 + r); j < tk; ++j) row[j] = -INFINITY;
-    if (cpu::ScaledSoftmax(row, tk, scale) == -INFINITY)
-      std::fill_n(row, tk, 0.0f);
+      for (int64_t j = 0; j < kn; ++j)
+        if (!km[k0 + j]) row[j] = -INFINITY;
+    if (s.bd_half > 0) {  // not a prefix: the full rule per key
+      for (int64_t j = 0; j < kn; ++j)
+        if (!s.Visible(p0 + r, k0 + j)) row[j] = -INFINITY;
+    } else {
+      for (int64_t j = std::max<int64_t>(s.VisibleEnd(p0 + r) - k0, 0); j < kn;
+           ++j)
+        row[j] = -INFINITY;
+    }
+    if (cpu::ScaledSoftmax(row, kn, scale) == -INFINITY)
+      std::fill_n(row, kn, 0.0f);
   }
+}
+
+// The keys [*k0, *k1) that some query at key index p0..p0+qn-1 may see.
+void KeyWindow(const AttentionShape& s, int64_t p0, int64_t qn, int64_t* k0,
+               int64_t* k1) {
+  *k0 = s.VisibleBegin(p0);  // non-decreasing in p
+  *k1 = 0;
+  // The end is not monotone for bd_half (the last noisy block sees further
+  // than the first clean one), so take the largest.
+  for (int64_t r = 0; r < qn; ++r) *k1 = std::max(*k1, s.VisibleEnd(p0 + r));
+}
+
+void CheckBdShape(const AttentionShape& s) {
+  if (s.bd_half <= 0) return;
+  DLLM_CHECK(s.block > 0 && !s.causal && s.T == 2 * s.bd_half &&
+                 s.keys() == s.T && s.q_offset == 0,
+             "attention: the bd_half mask needs T = keys = 2 * bd_half, a "
+             "block size, no causal flag and no query offset");
 }
 
 }  // namespace
@@ -172,6 +197,7 @@ float SoftmaxInPlace(float* x, int64_t n) {
 void Attention(const float* q, const float* k, const float* v,
                const AttentionShape& s, const uint8_t* key_mask, float* out) {
   EnsureBlasSingleThreaded();
+  CheckBdShape(s);
   const int64_t T = s.T, Tk = s.keys(), hd = s.head_dim,
                 group = s.n_heads / s.n_kv_heads;
   const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
@@ -187,26 +213,27 @@ void Attention(const float* q, const float* k, const float* v,
     const int64_t b = int64_t(task) / (n_qb * s.n_heads);
     const int64_t kh = h / group;
     const int64_t i0 = qb * QB, qn = std::min(QB, T - i0);
-    // Keys past the last query's visible prefix are seen by no query of the
-    // block (the prefix only grows with the query index).
+    // Only the keys some query of the block may see take part.
     const int64_t p0 = s.q_offset + i0;
-    const int64_t tk = s.VisibleEnd(p0 + qn - 1);
+    int64_t k0, k1;
+    KeyWindow(s, p0, qn, &k0, &k1);
+    const int64_t kn = k1 - k0;
     thread_local std::vector<float> buf;
     float* S = Scratch(buf, size_t(QB * Tk));
     const float* Q = q + (b * T + i0) * qs + h * hd;
-    const float* Kh = k + b * Tk * kvs + kh * hd;
-    const float* Vh = v + b * Tk * kvs + kh * hd;
+    const float* Kh = k + (b * Tk + k0) * kvs + kh * hd;
+    const float* Vh = v + (b * Tk + k0) * kvs + kh * hd;
     float* O = out + (b * T + i0) * qs + h * hd;
-    if (tk <= 0) {
+    if (kn <= 0) {
       for (int64_t r = 0; r < qn; ++r) std::fill_n(O + r * qs, hd, 0.0f);
       return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
-                int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, S, int(tk));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(kn),
+                int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, S, int(kn));
     const uint8_t* km = key_mask ? key_mask + b * Tk : nullptr;
-    MaskedSoftmaxRows(S, qn, tk, p0, km, s, scale);
+    MaskedSoftmaxRows(S, qn, k0, kn, p0, km, s, scale);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(qn), int(hd),
-                int(tk), 1.0f, S, int(tk), Vh, int(kvs), 0.0f, O, int(qs));
+                int(kn), 1.0f, S, int(kn), Vh, int(kvs), 0.0f, O, int(qs));
   });
 }
 
@@ -286,6 +313,7 @@ void AttentionBackward(const float* q, const float* k, const float* v,
   EnsureBlasSingleThreaded();
   DLLM_CHECK(s.keys() == s.T && s.q_offset == 0,
              "attention backward: queries must be the keys");
+  CheckBdShape(s);
   const int64_t T = s.T, hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
   const int64_t qs = s.n_heads * hd, kvs = s.n_kv_heads * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
@@ -306,34 +334,39 @@ void AttentionBackward(const float* q, const float* k, const float* v,
     for (int64_t h = kh * group; h < (kh + 1) * group; ++h)
       for (int64_t i0 = 0; i0 < T; i0 += QB) {
         const int64_t qn = std::min(QB, T - i0);
-        const int64_t tk = s.VisibleEnd(i0 + qn - 1);
+        int64_t k0, k1;
+        KeyWindow(s, i0, qn, &k0, &k1);
+        const int64_t kn = k1 - k0;
+        if (kn <= 0) continue;  // no visible key: the output was zero
         const float* Q = q + (b * T + i0) * qs + h * hd;
         const float* dO = dout + (b * T + i0) * qs + h * hd;
         float* dQ = dq + (b * T + i0) * qs + h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
-                    int(hd), 1.0f, Q, int(qs), Kh, int(kvs), 0.0f, P, int(tk));
-        MaskedSoftmaxRows(P, qn, tk, i0, km, s, scale);
+        const float* Kw = Kh + k0 * kvs;  // (kn, hd) rows of the window
+        const float* Vw = Vh + k0 * kvs;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(kn),
+                    int(hd), 1.0f, Q, int(qs), Kw, int(kvs), 0.0f, P, int(kn));
+        MaskedSoftmaxRows(P, qn, k0, kn, i0, km, s, scale);
         // dP = dO V^T; dS = P (dP - rowsum(P dP)) * scale, stored in dP.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(tk),
-                    int(hd), 1.0f, dO, int(qs), Vh, int(kvs), 0.0f, dP,
-                    int(tk));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(qn), int(kn),
+                    int(hd), 1.0f, dO, int(qs), Vw, int(kvs), 0.0f, dP,
+                    int(kn));
         for (int64_t r = 0; r < qn; ++r) {
-          const float* pr = P + r * tk;
-          float* dr = dP + r * tk;
+          const float* pr = P + r * kn;
+          float* dr = dP + r * kn;
           float sum = 0;
-          for (int64_t j = 0; j < tk; ++j) sum += pr[j] * dr[j];
-          for (int64_t j = 0; j < tk; ++j)
+          for (int64_t j = 0; j < kn; ++j) sum += pr[j] * dr[j];
+          for (int64_t j = 0; j < kn; ++j)
             dr[j] = pr[j] * (dr[j] - sum) * scale;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(qn), int(hd),
-                    int(tk), 1.0f, dP, int(tk), Kh, int(kvs), 1.0f, dQ,
+                    int(kn), 1.0f, dP, int(kn), Kw, int(kvs), 1.0f, dQ,
                     int(qs));
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(tk), int(hd),
-                    int(qn), 1.0f, dP, int(tk), Q, int(qs), 1.0f, dKh,
-                    int(kvs));
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(tk), int(hd),
-                    int(qn), 1.0f, P, int(tk), dO, int(qs), 1.0f, dVh,
-                    int(kvs));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(kn), int(hd),
+                    int(qn), 1.0f, dP, int(kn), Q, int(qs), 1.0f,
+                    dKh + k0 * kvs, int(kvs));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(kn), int(hd),
+                    int(qn), 1.0f, P, int(kn), dO, int(qs), 1.0f,
+                    dVh + k0 * kvs, int(kvs));
       }
   });
 }

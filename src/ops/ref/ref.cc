@@ -68,7 +68,20 @@ void Rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
 // Whether the query at key index p sees key j, written from the definition
 // (not through VisibleEnd, so that the fast kernel's prefix logic is tested
 // against it).
+// Written out from the rule in ops.h, not through AttentionShape's helpers,
+// so that it checks them.
 static bool Visible(const AttentionShape& s, int64_t p, int64_t j) {
+  if (s.bd_half > 0) {
+    DLLM_CHECK(s.block > 0 && !s.causal && s.T == 2 * s.bd_half &&
+                   s.keys() == s.T && s.q_offset == 0,
+               "attention: bad bd_half shape");
+    const int64_t H = s.bd_half;
+    const bool q_noisy = p < H, k_noisy = j < H;
+    const int64_t qb = (q_noisy ? p : p - H) / s.block;
+    const int64_t kb = (k_noisy ? j : j - H) / s.block;
+    if (q_noisy) return k_noisy ? kb == qb : kb < qb;
+    return !k_noisy && kb <= qb;
+  }
   if (s.causal && j > p) return false;
   if (s.block > 0 && j / s.block > p / s.block) return false;
   return true;

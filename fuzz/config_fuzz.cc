@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <string>
 
-#include "dllm/error.h"
 #include "dllm/config.h"
+#include "dllm/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

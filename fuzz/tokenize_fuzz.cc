@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "dllm/error.h"
 #include "dllm/bpe_train.h"
+#include "dllm/error.h"
 #include "dllm/tokenizer.h"
 
 namespace {

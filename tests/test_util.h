@@ -10,10 +10,27 @@
 #include <string>
 #include <vector>
 
-#include "dllm/error.h"
 #include "base/rng.h"
+#include "dllm/config.h"
+#include "dllm/error.h"
 
 namespace dllm::test {
+
+// The tiny model shape the unit tests share: LLaDA (MHA) or Dream (GQA, QKV
+// bias, shifted logits), 2 layers of width 32, a 50-token vocabulary with
+// mask 49 and EOS 48.
+inline ModelConfig TinyConfig(Arch arch, bool causal = false) {
+  ModelConfig c;
+  c.arch = arch;
+  c.n_layers = 2, c.d_model = 32, c.n_heads = 4,
+  c.n_kv_heads = arch == Arch::kDream ? 2 : 4;
+  c.head_dim = 8, c.d_ff = 48, c.vocab_size = 50, c.max_seq_len = 128;
+  c.rope_theta = 10000, c.mask_token_id = 49, c.eos_token_id = 48;
+  c.qkv_bias = arch == Arch::kDream;
+  c.shift_logits = arch == Arch::kDream;
+  c.causal = causal;
+  return c;
+}
 
 // A fresh folder under /tmp, removed at destruction.
 class TempDir {

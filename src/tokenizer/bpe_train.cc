@@ -5,10 +5,10 @@
 #include <queue>
 #include <unordered_map>
 
-#include "dllm/error.h"
 #include "base/mmap_file.h"
-#include "tokenizer/regex.h"
+#include "dllm/error.h"
 #include "dllm/tokenizer.h"
+#include "tokenizer/regex.h"
 #include "tokenizer/utf8.h"
 
 namespace dllm {

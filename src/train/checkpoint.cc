@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "dllm/error.h"
 #include "base/rng.h"
+#include "dllm/error.h"
 #include "formats/safetensors.h"
 
 namespace dllm {

@@ -15,11 +15,7 @@ namespace {
 constexpr int kBlock = 4;
 
 std::unique_ptr<Model> BlockModel(const test::TempDir& dir, uint64_t seed) {
-  ModelConfig c;
-  c.arch = Arch::kLLaDA;
-  c.n_layers = 2, c.d_model = 32, c.n_heads = 4, c.n_kv_heads = 4;
-  c.head_dim = 8, c.d_ff = 48, c.vocab_size = 50, c.max_seq_len = 128;
-  c.rope_theta = 10000, c.mask_token_id = 49, c.eos_token_id = 48;
+  ModelConfig c = test::TinyConfig(Arch::kLLaDA);
   c.block_size = kBlock;
   InitRandomModel(c, dir.path(), "F32", seed, 0.3f);
   return Model::Load(dir.path());

@@ -15,18 +15,7 @@
 namespace dllm {
 namespace {
 
-ModelConfig TinyConfig(Arch arch, bool causal) {
-  ModelConfig c;
-  c.arch = arch;
-  c.n_layers = 2, c.d_model = 32, c.n_heads = 4,
-  c.n_kv_heads = arch == Arch::kDream ? 2 : 4;
-  c.head_dim = 8, c.d_ff = 48, c.vocab_size = 50, c.max_seq_len = 128;
-  c.rope_theta = 10000, c.mask_token_id = 49, c.eos_token_id = 48;
-  c.qkv_bias = arch == Arch::kDream;
-  c.shift_logits = arch == Arch::kDream;
-  c.causal = causal;
-  return c;
-}
+using test::TinyConfig;
 
 std::vector<float> Full(Model& m, const std::vector<int32_t>& ids) {
   std::vector<float> out(ids.size() * size_t(m.config().vocab_size));

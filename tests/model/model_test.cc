@@ -1,7 +1,6 @@
 // Model loading errors, config parsing, batching with padding, and thread
 // invariance of the forward pass.
 #include "dllm/model.h"
-#include "dllm/train.h"
 
 #include <gtest/gtest.h>
 
@@ -14,6 +13,7 @@
 #include "base/half.h"
 #include "base/mmap_file.h"
 #include "base/thread_pool.h"
+#include "dllm/train.h"
 #include "formats/safetensors.h"
 #include "model/save.h"
 #include "test_util.h"
@@ -23,17 +23,7 @@ namespace {
 
 const std::string kGolden = std::string(DLLM_SOURCE_DIR) + "/tests/golden/";
 
-ModelConfig TinyConfig(Arch arch) {
-  ModelConfig c;
-  c.arch = arch;
-  c.n_layers = 2, c.d_model = 32, c.n_heads = 4,
-  c.n_kv_heads = arch == Arch::kDream ? 2 : 4;
-  c.head_dim = 8, c.d_ff = 48, c.vocab_size = 50, c.max_seq_len = 128;
-  c.rope_theta = 10000, c.mask_token_id = 49, c.eos_token_id = 48;
-  c.qkv_bias = arch == Arch::kDream;
-  c.shift_logits = arch == Arch::kDream;
-  return c;
-}
+using test::TinyConfig;
 
 TEST(Config, ParsesRealLLaDAConfig) {
   const std::string path = std::string(DLLM_SOURCE_DIR) +

@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <random>
 
-#include "dllm/error.h"
 #include "base/mmap_file.h"
-#include "hf_reference.h"
+#include "dllm/error.h"
 #include "dllm/tokenizer.h"
+#include "hf_reference.h"
 #include "tokenizer/utf8.h"
 
 namespace dllm {

@@ -7,8 +7,8 @@
 
 #include <filesystem>
 
-#include "dllm/error.h"
 #include "base/mmap_file.h"
+#include "dllm/error.h"
 #include "hf_reference.h"
 
 namespace dllm {

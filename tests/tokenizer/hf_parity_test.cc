@@ -4,8 +4,8 @@
 // has not been run.
 #include <gtest/gtest.h>
 
-#include "hf_reference.h"
 #include "dllm/tokenizer.h"
+#include "hf_reference.h"
 
 namespace dllm {
 namespace {

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "dllm/error.h"
 #include "base/mmap_file.h"
+#include "dllm/error.h"
 
 namespace dllm::testing {
 
@@ -130,7 +130,8 @@ inline std::vector<NamedText> ParityTexts() {
       "العربية نص تجريبي مع أرقام ١٢٣٤",
       "हिन्दी पाठ में मात्राएँ और संयुक्ताक्षर",
       "ภาษาไทยไม่มีการเว้นวรรคระหว่างคำ",
-      "emoji 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷🇯🇵 ❤️ "
+      "emoji 😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷🇯🇵 "
+      "❤️ "
       "🦙.cpp",
       "combining: e\xCC\x81 a\xCC\x80 o\xCC\x88 n\xCC\x83 "
       "\xE1\x84\x80\xE1\x85\xA1 "

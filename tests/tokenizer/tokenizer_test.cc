@@ -9,8 +9,8 @@
 #include <random>
 #include <sstream>
 
-#include "dllm/error.h"
 #include "base/mmap_file.h"
+#include "dllm/error.h"
 
 namespace dllm {
 namespace {

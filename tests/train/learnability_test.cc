@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "base/rng.h"
-#include "dllm/timer.h"
 #include "dllm/generate.h"
 #include "dllm/model.h"
+#include "dllm/timer.h"
 #include "dllm/train.h"
 #include "test_util.h"
 

@@ -241,27 +241,34 @@ void ForwardWithCache(GeneratorState& g, const std::vector<LiveSeq>& seqs,
     Canvas& c = s.canvas;
     const int L = int(c.ids.size());
     if (s.cache.empty()) s.cache = KVCache(cfg, L);
+    const bool block_model = cfg.block_size > 0;
     const bool refresh =
-        s.refreshed_block != c.block ||
-        (s.opt.refresh_every > 0 && s.since_refresh >= s.opt.refresh_every);
+        !block_model &&
+        (s.refreshed_block != c.block ||
+         (s.opt.refresh_every > 0 && s.since_refresh >= s.opt.refresh_every));
     int p0 = 0, p1 = L;
-    if (!refresh) {
+    if (block_model) {
+      // Block-diffusion models need no refresh: the cache is exact, and kept
+      // so incrementally, when every position whose keys and values may
+      // have changed runs again: those never run (from valid_end), those
+      // committed since they last ran (the block's, or an earlier block's
+      // that had chosen [MASK]) and, since a block is bidirectional inside,
+      // every position of their model block (the prompt tokens sharing the
+      // first generated block, too). Earlier blocks see none of them, and
+      // no position sees a later block.
+      p0 = std::min({s.valid_end, s.stale_from, RowOf(cfg, c.block_begin)});
+      for (size_t k = seqs[a].k0; k < seqs[a].k1; ++k)
+        p0 = std::min(p0, RowOf(cfg, cand_pos[k]));
+      p0 -= p0 % cfg.block_size;
+      p1 = EffectiveCache(cfg, s.opt) == Cache::kDual ? c.block_end : L;
+      s.valid_end = p1;
+    } else if (!refresh) {
       // The block's rows, whichever of its positions are still masked, so
       // what is recomputed does not depend on the commits so far.
       p0 = RowOf(cfg, c.block_begin);
       p1 = EffectiveCache(cfg, s.opt) == Cache::kDual ? c.block_end : L;
       for (size_t k = seqs[a].k0; k < seqs[a].k1; ++k)
         p0 = std::min(p0, RowOf(cfg, cand_pos[k]));
-      // Block-diffusion models: the cache is exact when every position
-      // whose keys and values may have changed runs again: those committed
-      // since they last ran (an earlier block's position that had chosen
-      // [MASK]) and, since a block is bidirectional inside, every position
-      // of their model block (the prompt tokens sharing the first generated
-      // block, too). Earlier blocks see none of them.
-      if (cfg.block_size > 0) {
-        p0 = std::min(p0, s.stale_from);
-        p0 -= p0 % cfg.block_size;
-      }
     } else {
       s.refreshed_block = c.block;
       s.since_refresh = 0;

@@ -33,6 +33,7 @@ struct Sequence {
   // Block-diffusion models: the first position committed since the cache
   // last ran it (its keys and values, and its block's, are stale).
   int stale_from = 1 << 30;
+  int valid_end = 0;  // block-diffusion models: [0, valid_end) has run
 };
 
 // What opt.cache means for this model (kAuto resolved).

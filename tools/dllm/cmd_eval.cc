@@ -43,7 +43,10 @@ int RunEvalLoss(int argc, char** argv) {
   std::printf(
       "{\"model\":\"%s\",\"kind\":\"%s\",\"nats_per_token\":%.5f,\"bits_per_"
       "byte\":%.5f,\"tokens\":%lld}\n",
-      a.Get("--model").c_str(), m->config().causal ? "ar-exact" : "mdm-nelbo",
+      a.Get("--model").c_str(),
+      m->config().causal           ? "ar-exact"
+      : m->config().block_size > 0 ? "bd-nelbo"
+                                   : "mdm-nelbo",
       r.nats_per_token, r.bits_per_byte, (long long)r.tokens);
   return 0;
 }

@@ -252,7 +252,9 @@ TEST(Ops, AttentionBdMaskRule) {
     for (int64_t block : {1, 2, 3, 8, 65, 200}) {
       s.T = 2 * H, s.bd_half = H, s.block = block;
       for (int64_t p = 0; p < 2 * H; ++p) {
-        if (p > 0) EXPECT_GE(s.VisibleBegin(p), s.VisibleBegin(p - 1));
+        if (p > 0) {
+          EXPECT_GE(s.VisibleBegin(p), s.VisibleBegin(p - 1));
+        }
         for (int64_t j = 0; j < 2 * H; ++j)
           if (s.Visible(p, j)) {
             EXPECT_GE(j, s.VisibleBegin(p)) << H << " " << block << " " << p;

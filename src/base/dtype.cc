@@ -7,10 +7,11 @@ struct Entry {
   DType type;
   const char* name;
 };
-constexpr Entry kNames[] = {{DType::kF32, "F32"},   {DType::kF16, "F16"},
-                            {DType::kBF16, "BF16"}, {DType::kI32, "I32"},
-                            {DType::kI64, "I64"},   {DType::kU8, "U8"},
-                            {DType::kI8, "I8"}};
+constexpr Entry kNames[] = {
+    {DType::kF32, "F32"},   {DType::kF16, "F16"},   {DType::kBF16, "BF16"},
+    {DType::kI32, "I32"},   {DType::kI64, "I64"},   {DType::kU8, "U8"},
+    {DType::kI8, "I8"},     {DType::kQ8_0, "Q8_0"}, {DType::kQ4_0, "Q4_0"},
+    {DType::kQ4_K, "Q4_K"}, {DType::kQ6_K, "Q6_K"}};
 }  // namespace
 
 const char* DTypeName(DType t) {

@@ -143,9 +143,10 @@ void ParseSafetensors(const uint8_t* data, size_t size,
                ": missing string field 'dtype'");
     TensorView t;
     t.name = name;
-    DLLM_CHECK(ParseDType(dt->get<std::string>(), &t.dtype), where,
-               ": unsupported dtype '", dt->get<std::string>(),
-               "' (expected F32, F16, BF16, I32, I64, U8 or I8)");
+    DLLM_CHECK(
+        ParseDType(dt->get<std::string>(), &t.dtype) && !IsQuantized(t.dtype),
+        where, ": unsupported dtype '", dt->get<std::string>(),
+        "' (expected F32, F16, BF16, I32, I64, U8 or I8)");
     auto sh = v.find("shape");
     DLLM_CHECK(sh != v.end() && sh->is_array(), where,
                ": missing array field 'shape'");

@@ -55,7 +55,12 @@ TEST(Ops, MatMulAllDtypes) {
                            {1, 37, 19},
                            {3, 65, 33},
                            {17, 130, 67},
-                           {64, 48, 256}}) {
+                           {64, 48, 256},
+                           // Past one k pass (512) and one row block (192)
+                           // of the packed kernel; the 4-row gemv edge.
+                           {200, 13, 1100},
+                           {4, 29, 515},
+                           {5, 7, 40}}) {
       auto x = Random(size_t(M * K), 1), w = Random(size_t(N * K), 2),
            bias = Random(size_t(N), 3);
       std::vector<uint16_t> wb(w.size()), wh(w.size());

@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "base/thread_pool.h"
 #include "dllm/error.h"
+#include "ops/cpu/matmul.h"
 #include "ops/cpu/simd.h"
 #include "ops/ops.h"
 
@@ -93,11 +96,22 @@ void ToF32(DType dtype, const void* src, int64_t n, float* dst) {
   }
 }
 
-void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
-              const float* bias) {
+namespace {
+
+// DLLM_MATMUL=blas routes float matmuls through OpenBLAS (weights converted
+// to fp32 panels first), for side-by-side benchmarks; the default is ours.
+bool UseBlasMatMul() {
+  static const bool blas = [] {
+    const char* e = std::getenv("DLLM_MATMUL");
+    return e && std::string(e) == "blas";
+  }();
+  return blas;
+}
+
+void MatMulWTBlas(const float* x, int64_t M, const Matrix& w, float* y,
+                  const float* bias) {
   EnsureBlasSingleThreaded();
   const int64_t N = w.rows, K = w.cols;
-  if (M == 0 || N == 0) return;
   // Split the output features into one contiguous slice per thread (aligned
   // to 16 rows); each slice is one sgemm (or a few, for converted panels).
   const int64_t nt = Pool().size();
@@ -142,6 +156,49 @@ void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
     if (bias)
       for (int64_t m = 0; m < M; ++m)
         cpu::Add(y + m * N + n0, bias + n0, n1 - n0);
+  });
+}
+
+}  // namespace
+
+void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
+              const float* bias) {
+  const int64_t N = w.rows, K = w.cols;
+  if (M == 0 || N == 0) return;
+  DLLM_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kF16 ||
+                 w.dtype == DType::kBF16,
+             "matmul: unsupported weight dtype ", DTypeName(w.dtype));
+  if (UseBlasMatMul()) return MatMulWTBlas(x, M, w, y, bias);
+  const int64_t nt = Pool().size();
+  // Each thread takes a contiguous slice of w's rows, in whole 6-row tiles
+  // (24 rows: the slices of small matrices stay tile-aligned).
+  const int64_t chunks =
+      std::max<int64_t>(1, std::min<int64_t>(nt, (N + 23) / 24));
+  const int64_t per = ((N + chunks - 1) / chunks + 5) / 6 * 6;
+  if (M <= cpu::kGemvMaxRows) {
+    Pool().Run(size_t(chunks), [&](size_t c, int) {
+      const int64_t n0 = int64_t(c) * per, n1 = std::min(N, n0 + per);
+      if (n0 < n1) cpu::GemvSlice(x, M, K, w.dtype, w.data, n0, n1, y, N, bias);
+    });
+    return;
+  }
+  // x^T, packed once on the calling thread's buffer and shared by all.
+  const int64_t Mp = cpu::GemmPaddedRows(M);
+  thread_local std::vector<float> xt_buf;
+  float* xT = Scratch(xt_buf, size_t(Mp * K));
+  if (M * K < kSerialElems) {
+    cpu::PackTransposed(x, M, K, 0, K, Mp, xT);
+  } else {
+    const int64_t kper = (K + nt - 1) / nt;
+    Pool().Run(size_t(nt), [&](size_t c, int) {
+      const int64_t k0 = int64_t(c) * kper, k1 = std::min(K, k0 + kper);
+      if (k0 < k1) cpu::PackTransposed(x, M, K, k0, k1, Mp, xT);
+    });
+  }
+  Pool().Run(size_t(chunks), [&](size_t c, int) {
+    const int64_t n0 = int64_t(c) * per, n1 = std::min(N, n0 + per);
+    if (n0 < n1)
+      cpu::GemmSlice(xT, M, Mp, K, w.dtype, w.data, n0, n1, y, N, bias);
   });
 }
 

@@ -1,0 +1,325 @@
+// Highway matmul kernels (matmul.h), compiled once per SIMD target (this
+// file includes itself through foreach_target.h) and dispatched at runtime.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/cpu/matmul.cc"
+// clang-format off
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+// clang-format on
+#include "ops/cpu/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/half.h"
+#include "dllm/timer.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dllm {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Weight rows per tile, and the most x^T vectors a tile spans: 6 x 4
+// accumulators + 4 loads + 1 broadcast fit AVX-512's 32 registers; targets
+// with 16 registers take 6 x 2.
+constexpr int64_t kTileRows = 6;
+#if HWY_TARGET <= HWY_AVX3
+constexpr int64_t kMaxVecs = 4;
+#else
+constexpr int64_t kMaxVecs = 2;
+#endif
+// Depth of one pass over k: a tile's converted weight rows (6 x kc floats)
+// stay in L1, its x^T slice (kc x 64 floats) in L2.
+constexpr int64_t kDepth = 512;
+// Rows of x per pass, so that the x^T slice a tile reads (kDepth x 192
+// floats, 384 KB) stays in L2 however large M is (training batches).
+constexpr int64_t kRowBlock = 192;
+
+// Loads lanes k.. of a weight row of each stored type, as fp32.
+struct F32Row {
+  static VF Load(DF d, const void* row, int64_t k) {
+    return hn::LoadU(d, static_cast<const float*>(row) + k);
+  }
+  static float At(const void* row, int64_t k) {
+    return static_cast<const float*>(row)[k];
+  }
+};
+struct F16Row {
+  static VF Load(DF d, const void* row, int64_t k) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(
+        d, hn::LoadU(dh, static_cast<const hwy::float16_t*>(row) + k));
+  }
+  static float At(const void* row, int64_t k) {
+    return F16ToF32(static_cast<const uint16_t*>(row)[k]);
+  }
+};
+struct BF16Row {
+  static VF Load(DF d, const void* row, int64_t k) {
+    const hn::Rebind<uint16_t, DF> du16;
+    const hn::Rebind<uint32_t, DF> du32;
+    auto w = hn::PromoteTo(
+        du32, hn::LoadU(du16, static_cast<const uint16_t*>(row) + k));
+    return hn::BitCast(d, hn::ShiftLeft<16>(w));
+  }
+  static float At(const void* row, int64_t k) {
+    return Bf16ToF32(static_cast<const uint16_t*>(row)[k]);
+  }
+};
+
+void PackTransposedImpl(const float* x, int64_t M, int64_t K, int64_t k0,
+                        int64_t k1, int64_t Mp, float* xT) {
+  // 8 x 8 blocks keep both sides' cache lines live.
+  constexpr int64_t B = 8;
+  for (int64_t kb = k0; kb < k1; kb += B) {
+    const int64_t ke = std::min(k1, kb + B);
+    for (int64_t mb = 0; mb < M; mb += B) {
+      const int64_t me = std::min(M, mb + B);
+      for (int64_t m = mb; m < me; ++m)
+        for (int64_t k = kb; k < ke; ++k) xT[k * Mp + m] = x[m * K + k];
+    }
+    for (int64_t k = kb; k < ke; ++k)
+      std::fill(xT + k * Mp + M, xT + k * Mp + Mp, 0.0f);
+  }
+}
+
+// out (kTileRows, NV lanes-vectors) = w rows . x^T columns over kc steps.
+// xt: x^T at (k0, m0), rows ldx apart; w[r]: fp32 weight row r at k0.
+template <int64_t NV>
+HWY_INLINE void Tile(const float* HWY_RESTRICT xt, int64_t ldx,
+                     const float* const* w, int64_t kc,
+                     float* HWY_RESTRICT out) {
+  const DF d;
+  const int64_t L = hn::Lanes(d);
+  VF acc[kTileRows][NV];
+  for (int64_t r = 0; r < kTileRows; ++r)
+    for (int64_t v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
+  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4],
+              *w5 = w[5];
+  for (int64_t k = 0; k < kc; ++k) {
+    VF xv[NV];
+    for (int64_t v = 0; v < NV; ++v) xv[v] = hn::LoadU(d, xt + k * ldx + v * L);
+    const float wk[kTileRows] = {w0[k], w1[k], w2[k], w3[k], w4[k], w5[k]};
+    for (int64_t r = 0; r < kTileRows; ++r) {
+      const VF b = hn::Set(d, wk[r]);
+      for (int64_t v = 0; v < NV; ++v)
+        acc[r][v] = hn::MulAdd(b, xv[v], acc[r][v]);
+    }
+  }
+  for (int64_t r = 0; r < kTileRows; ++r)
+    for (int64_t v = 0; v < NV; ++v)
+      hn::StoreU(acc[r][v], d, out + (r * NV + v) * L);
+}
+
+template <class Row>
+void GemmSliceT(const float* xT, int64_t M, int64_t Mp, int64_t K,
+                const uint8_t* w, size_t row_bytes, int64_t n0, int64_t n1,
+                float* y, int64_t ldy, const float* bias) {
+  const DF d;
+  const int64_t L = hn::Lanes(d);
+  const bool in_place = std::is_same<Row, F32Row>::value;
+  thread_local std::vector<float> wbuf;
+  if (!in_place && wbuf.size() < size_t(kTileRows * kDepth))
+    wbuf.resize(size_t(kTileRows * kDepth));
+  alignas(64) float tile[kTileRows * kMaxVecs * 16];
+  for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+    const int64_t kc = std::min(kDepth, K - k0);
+    for (int64_t mb = 0; mb < Mp; mb += kRowBlock) {
+      const int64_t me = std::min(Mp, mb + kRowBlock);
+      for (int64_t nb = n0; nb < n1; nb += kTileRows) {
+        const int64_t rows = std::min(kTileRows, n1 - nb);
+        const float* wp[kTileRows];
+        for (int64_t r = 0; r < kTileRows; ++r) {
+          // Rows past the slice repeat the last one; their sums are dropped.
+          const uint8_t* src =
+              w + size_t(nb + std::min(r, rows - 1)) * row_bytes;
+          if (in_place) {
+            wp[r] = reinterpret_cast<const float*>(src) + k0;
+            continue;
+          }
+          float* dst = wbuf.data() + r * kDepth;
+          int64_t k = 0;
+          for (; k + L <= kc; k += L)
+            hn::StoreU(Row::Load(d, src, k0 + k), d, dst + k);
+          for (; k < kc; ++k) dst[k] = Row::At(src, k0 + k);
+          wp[r] = dst;
+        }
+        for (int64_t m0 = mb; m0 < me; m0 += kMaxVecs * L) {
+          const int64_t nv = std::min(kMaxVecs, (me - m0) / L);
+          const float* xt = xT + k0 * Mp + m0;
+          switch (nv) {
+#if HWY_TARGET <= HWY_AVX3
+            case 4:
+              Tile<4>(xt, Mp, wp, kc, tile);
+              break;
+            case 3:
+              Tile<3>(xt, Mp, wp, kc, tile);
+              break;
+#endif
+            case 2:
+              Tile<2>(xt, Mp, wp, kc, tile);
+              break;
+            default:
+              Tile<1>(xt, Mp, wp, kc, tile);
+              break;
+          }
+          const int64_t mn = std::min(M - m0, nv * L);
+          for (int64_t i = 0; i < mn; ++i) {
+            float* yr = y + (m0 + i) * ldy + nb;
+            const int64_t v = i / L, lane = i % L;
+            for (int64_t r = 0; r < rows; ++r) {
+              const float t = tile[(r * nv + v) * L + lane];
+              if (k0 == 0)
+                yr[r] = bias ? t + bias[nb + r] : t;
+              else
+                yr[r] += t;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Rows of x at a time against 4 weight rows: M x 4 accumulators.
+template <class Row, int64_t MR>
+void GemvT(const float* x, int64_t K, const uint8_t* w, size_t row_bytes,
+           int64_t n0, int64_t n1, float* y, int64_t ldy, const float* bias) {
+  const DF d;
+  const int64_t L = hn::Lanes(d);
+  constexpr int64_t NR = 4;
+  for (int64_t nb = n0; nb < n1; nb += NR) {
+    const int64_t rows = std::min(NR, n1 - nb);
+    const uint8_t* wr[NR];
+    for (int64_t r = 0; r < NR; ++r)
+      wr[r] = w + size_t(nb + std::min(r, rows - 1)) * row_bytes;
+    VF acc[MR][NR];
+    for (int64_t m = 0; m < MR; ++m)
+      for (int64_t r = 0; r < NR; ++r) acc[m][r] = hn::Zero(d);
+    int64_t k = 0;
+    for (; k + L <= K; k += L) {
+      VF wv[NR];
+      for (int64_t r = 0; r < NR; ++r) wv[r] = Row::Load(d, wr[r], k);
+      for (int64_t m = 0; m < MR; ++m) {
+        const VF xv = hn::LoadU(d, x + m * K + k);
+        for (int64_t r = 0; r < NR; ++r)
+          acc[m][r] = hn::MulAdd(xv, wv[r], acc[m][r]);
+      }
+    }
+    for (int64_t m = 0; m < MR; ++m)
+      for (int64_t r = 0; r < rows; ++r) {
+        float s = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+        for (int64_t kk = k; kk < K; ++kk)
+          s += x[m * K + kk] * Row::At(wr[r], kk);
+        y[m * ldy + nb + r] = bias ? s + bias[nb + r] : s;
+      }
+  }
+}
+
+template <class Row>
+void GemvDispatch(const float* x, int64_t M, int64_t K, const uint8_t* w,
+                  size_t rb, int64_t n0, int64_t n1, float* y, int64_t ldy,
+                  const float* bias) {
+  switch (M) {
+    case 1:
+      return GemvT<Row, 1>(x, K, w, rb, n0, n1, y, ldy, bias);
+    case 2:
+      return GemvT<Row, 2>(x, K, w, rb, n0, n1, y, ldy, bias);
+    case 3:
+      return GemvT<Row, 3>(x, K, w, rb, n0, n1, y, ldy, bias);
+    default:
+      return GemvT<Row, 4>(x, K, w, rb, n0, n1, y, ldy, bias);
+  }
+}
+
+void GemmSliceImpl(const float* xT, int64_t M, int64_t Mp, int64_t K, DType dt,
+                   const void* w, int64_t n0, int64_t n1, float* y, int64_t ldy,
+                   const float* bias) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const size_t rb = DTypeBytes(dt, K);
+  if (dt == DType::kF32)
+    GemmSliceT<F32Row>(xT, M, Mp, K, wb, rb, n0, n1, y, ldy, bias);
+  else if (dt == DType::kF16)
+    GemmSliceT<F16Row>(xT, M, Mp, K, wb, rb, n0, n1, y, ldy, bias);
+  else
+    GemmSliceT<BF16Row>(xT, M, Mp, K, wb, rb, n0, n1, y, ldy, bias);
+}
+
+void GemvSliceImpl(const float* x, int64_t M, int64_t K, DType dt,
+                   const void* w, int64_t n0, int64_t n1, float* y, int64_t ldy,
+                   const float* bias) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const size_t rb = DTypeBytes(dt, K);
+  if (dt == DType::kF32)
+    GemvDispatch<F32Row>(x, M, K, wb, rb, n0, n1, y, ldy, bias);
+  else if (dt == DType::kF16)
+    GemvDispatch<F16Row>(x, M, K, wb, rb, n0, n1, y, ldy, bias);
+  else
+    GemvDispatch<BF16Row>(x, M, K, wb, rb, n0, n1, y, ldy, bias);
+}
+
+double MeasureFmaGflopsImpl(double seconds) {
+  const DF d;
+  // 12 independent chains hide the FMA latency on every target.
+  VF a0 = hn::Set(d, 1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
+     a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  const VF m = hn::Set(d, 0.999999f), c = hn::Set(d, 1e-6f);
+  int64_t iters = 0;
+  Timer t;
+  do {
+    for (int i = 0; i < 4096; ++i) {
+      a0 = hn::MulAdd(a0, m, c), a1 = hn::MulAdd(a1, m, c);
+      a2 = hn::MulAdd(a2, m, c), a3 = hn::MulAdd(a3, m, c);
+      a4 = hn::MulAdd(a4, m, c), a5 = hn::MulAdd(a5, m, c);
+      a6 = hn::MulAdd(a6, m, c), a7 = hn::MulAdd(a7, m, c);
+      a8 = hn::MulAdd(a8, m, c), a9 = hn::MulAdd(a9, m, c);
+      a10 = hn::MulAdd(a10, m, c), a11 = hn::MulAdd(a11, m, c);
+    }
+    iters += 4096;
+  } while (t.Seconds() < seconds);
+  const double secs = t.Seconds();
+  // Keep the chains alive.
+  VF s = hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)),
+                 hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)));
+  s = hn::Add(s, hn::Add(hn::Add(a8, a9), hn::Add(a10, a11)));
+  volatile float sink = hn::GetLane(s);
+  (void)sink;
+  return double(iters) * 12 * double(hn::Lanes(d)) * 2 / secs / 1e9;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dllm
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace dllm::cpu {
+
+HWY_EXPORT(PackTransposedImpl);
+HWY_EXPORT(GemmSliceImpl);
+HWY_EXPORT(GemvSliceImpl);
+HWY_EXPORT(MeasureFmaGflopsImpl);
+
+void PackTransposed(const float* x, int64_t M, int64_t K, int64_t k0,
+                    int64_t k1, int64_t Mp, float* xT) {
+  HWY_DYNAMIC_DISPATCH(PackTransposedImpl)(x, M, K, k0, k1, Mp, xT);
+}
+void GemmSlice(const float* xT, int64_t M, int64_t Mp, int64_t K, DType dt,
+               const void* w, int64_t n0, int64_t n1, float* y, int64_t ldy,
+               const float* bias) {
+  HWY_DYNAMIC_DISPATCH(GemmSliceImpl)
+  (xT, M, Mp, K, dt, w, n0, n1, y, ldy, bias);
+}
+void GemvSlice(const float* x, int64_t M, int64_t K, DType dt, const void* w,
+               int64_t n0, int64_t n1, float* y, int64_t ldy,
+               const float* bias) {
+  HWY_DYNAMIC_DISPATCH(GemvSliceImpl)(x, M, K, dt, w, n0, n1, y, ldy, bias);
+}
+double MeasureFmaGflops(double seconds) {
+  return HWY_DYNAMIC_DISPATCH(MeasureFmaGflopsImpl)(seconds);
+}
+
+}  // namespace dllm::cpu
+#endif  // HWY_ONCE

@@ -263,9 +263,12 @@ void GemvSliceImpl(const float* x, int64_t M, int64_t K, DType dt,
 
 double MeasureFmaGflopsImpl(double seconds) {
   const DF d;
-  // 12 independent chains hide the FMA latency on every target.
-  VF a0 = hn::Set(d, 1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
-     a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  // 12 independent chains hide the FMA latency on every target. They start
+  // apart: identical chains would be folded into one by the compiler.
+  VF a0 = hn::Set(d, 1.00f), a1 = hn::Set(d, 1.01f), a2 = hn::Set(d, 1.02f),
+     a3 = hn::Set(d, 1.03f), a4 = hn::Set(d, 1.04f), a5 = hn::Set(d, 1.05f),
+     a6 = hn::Set(d, 1.06f), a7 = hn::Set(d, 1.07f), a8 = hn::Set(d, 1.08f),
+     a9 = hn::Set(d, 1.09f), a10 = hn::Set(d, 1.10f), a11 = hn::Set(d, 1.11f);
   const VF m = hn::Set(d, 0.999999f), c = hn::Set(d, 1e-6f);
   int64_t iters = 0;
   Timer t;

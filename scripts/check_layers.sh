@@ -14,7 +14,7 @@ declare -A ALLOWED=(
   [base]="base"
   [ops]="base ops"
   [formats]="base formats"
-  [tokenizer]="base tokenizer"
+  [tokenizer]="base formats tokenizer"
   [model]="base ops formats model"
   [generate]="base ops formats model generate"
   [train]="base ops formats model train"
@@ -24,12 +24,13 @@ declare -A ALLOWED=(
 # The layer that implements each public header.
 declare -A OWNER=(
   [error.h]=base [files.h]=base [timer.h]=base [runtime.h]=base
-  [ceiling.h]=ops
+  [ceiling.h]=ops [quant_bench.h]=ops
   [tokenizer.h]=tokenizer [chat_template.h]=tokenizer [bpe_train.h]=tokenizer
   [config.h]=model [model.h]=model [version.h]=model
   [generate.h]=generate [generator.h]=generate
   [train.h]=train [train_run.h]=train
   [engine.h]=engine [prefix_stream.h]=engine [generate_options.h]=engine
+  [convert.h]=engine
   [server.h]=server
 )
 

@@ -21,6 +21,11 @@ struct SgemmCeiling {
 SgemmCeiling MeasureSgemm(int64_t M, int64_t N, int64_t K, int threads,
                           double min_seconds = 0.5);
 
+// The fp32 FMA peak of `threads` threads running at once on the best SIMD
+// target this CPU has (independent FMA chains, no memory traffic), in
+// GFLOP/s: the roof a compute-bound kernel is measured against.
+double MeasureFmaPeak(int threads, double seconds = 0.3);
+
 // Memory copy bandwidth in GB/s (bytes read + written), single thread.
 double MeasureCopyBandwidth(int64_t bytes = 256 << 20,
                             double min_seconds = 0.3);

@@ -25,8 +25,10 @@ class ChatTemplate {
  public:
   ChatTemplate();
   // tokenizer_config.json (its "chat_template", a string or a list of
-  // {name, template} where "default" wins; bos_token / eos_token / ...), or a
-  // model folder holding it (or chat_template.jinja / chat_template.json).
+  // {name, template} where "default" wins; bos_token / eos_token / ...), a
+  // model folder holding it (or chat_template.jinja / chat_template.json),
+  // or a GGUF file (tokenizer.chat_template; the special tokens its
+  // tokenizer.ggml.*_token_id keys name).
   static ChatTemplate FromTokenizerConfig(const std::string& path);
   // A template source; `special_tokens_json` is an object such as
   // {"bos_token": "<s>", "eos_token": "</s>"} added to every render.

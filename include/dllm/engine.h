@@ -22,7 +22,9 @@ class Engine {
  public:
   // Loads `dir`: config.json and the weights (required), tokenizer.json and
   // the chat template of tokenizer_config.json (each optional: loaded() is
-  // false when absent). Throws dllm::Error naming what is wrong.
+  // false when absent). `dir` may also be a GGUF file, which holds all of
+  // these as metadata (dllm/convert.h). Throws dllm::Error naming what is
+  // wrong.
   static std::unique_ptr<Engine> Load(const std::string& dir);
 
   Model& model() { return *model_; }

@@ -78,15 +78,18 @@ struct TensorInfo {
 
 class Model {
  public:
-  // Loads a Hugging Face folder: config.json + model.safetensors (or shards
-  // with model.safetensors.index.json). Weights stay mmapped; matrices are
-  // used in their stored dtype (F32, BF16, F16). Every tensor's presence and
-  // shape is checked against the config.
+  // Loads a Hugging Face folder (config.json + model.safetensors, or shards
+  // with model.safetensors.index.json) or a GGUF file (a path ending in
+  // .gguf, or any file starting with the GGUF magic: the config from its
+  // metadata, llama.cpp's tensor names). Weights stay mmapped; matrices are
+  // used in their stored dtype (F32, BF16, F16, or the block types Q8_0,
+  // Q4_0, Q4_K, Q6_K). Every tensor's presence and shape is checked against
+  // the config.
   static std::unique_ptr<Model> Load(const std::string& dir);
   ~Model();
 
   const ModelConfig& config() const { return config_; }
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_; }  // folder or .gguf file
   std::vector<TensorInfo> Tensors() const;
   size_t file_bytes() const;          // bytes of the weight files
   std::string weights_dtype() const;  // dtype of the matrices ("BF16", ...)
@@ -123,6 +126,8 @@ class Model {
   std::unique_ptr<TensorStore> store_;
   std::unique_ptr<Weights> weights_;
   std::vector<std::vector<float>> owned_;  // norms and biases converted to f32
+  // wq/wk of llama.cpp's llada/llama GGUF files, rows back in our order.
+  std::vector<std::vector<uint8_t>> owned_bytes_;
   std::unique_ptr<Scratch> scratch_;
 };
 

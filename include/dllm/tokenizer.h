@@ -30,11 +30,17 @@ class Tokenizer {
 
   // Loads, by what `path` is:
   //  - a tokenizer.json file;
+  //  - a GGUF file (FromGguf);
   //  - a folder holding tokenizer.json, or vocab.json + merges.txt (GPT-2);
   //  - a *.tiktoken rank file (gpt2/r50k, cl100k, o200k or qwen regex chosen by
   //    the file name; cl100k's regex when the name says nothing).
   // Throws dllm::Error naming the file and field on anything malformed.
   static Tokenizer FromFile(const std::string& path);
+  // The tokenizer of a GGUF model: its tokenizer.huggingface.json when
+  // present (exact), else the byte-level BPE of its tokenizer.ggml.* arrays
+  // (tokens, token_type, merges, the pre-tokenizer named by
+  // tokenizer.ggml.pre, add_bos_token). Throws naming the file and key.
+  static Tokenizer FromGguf(const std::string& path);
   // Parses tokenizer.json text; `source` names it in error messages.
   static Tokenizer FromJson(std::string_view json, const std::string& source);
   // GPT-2 layout: vocab.json ({"token": id}) and merges.txt ("a b" per line).

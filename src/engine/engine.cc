@@ -8,6 +8,9 @@
 #include "dllm/error.h"
 #include "dllm/files.h"
 #include "dllm/generate_options.h"
+#include "formats/gguf.h"
+#include "formats/tensor_store.h"
+#include "tokenizer/gguf_vocab.h"
 
 namespace dllm {
 
@@ -90,8 +93,14 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir) {
   std::unique_ptr<Engine> e(new Engine());
   e->dir_ = dir;
   e->model_ = Model::Load(dir);
-  if (FileExists(dir + "/tokenizer.json"))
-    e->tokenizer_ = Tokenizer::FromFile(dir + "/tokenizer.json");
+  // A GGUF file holds everything a folder holds, as metadata: the tokenizer
+  // (tokenizer.huggingface.json or tokenizer.ggml.*), the chat template
+  // (tokenizer.chat_template) and our generation defaults
+  // (dllm.generation_config, generation_config.json's text).
+  std::unique_ptr<GgufFile> gguf;
+  if (IsGgufPath(dir)) gguf = std::make_unique<GgufFile>(dir);
+  if (gguf ? GgufHasTokenizer(*gguf) : FileExists(dir + "/tokenizer.json"))
+    e->tokenizer_ = Tokenizer::FromFile(gguf ? dir : dir + "/tokenizer.json");
   // A missing or broken chat template only matters to chat: keep the reason
   // and report it when a conversation is encoded.
   try {
@@ -100,9 +109,26 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir) {
     e->chat_template_error_ = err.what();
   }
   e->eos_ids_ = ModelEosIds(e->config(), &e->tokenizer_);
+  if (gguf) {
+    // llama.cpp's end-of-turn / end-of-message ids end generation too.
+    for (const char* key :
+         {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+      const int64_t id =
+          gguf->GetIntOr(key, -1, -1, int64_t(e->config().vocab_size) - 1);
+      if (id >= 0 && std::find(e->eos_ids_.begin(), e->eos_ids_.end(),
+                               int32_t(id)) == e->eos_ids_.end())
+        e->eos_ids_.push_back(int32_t(id));
+    }
+  }
   e->defaults_ = DefaultGenerateOptions(e->config(), e->eos_ids_);
+  if (gguf && gguf->Find("dllm.generation_config")) {
+    ApplyGenerationConfig(
+        e->defaults_, gguf->GetString("dllm.generation_config"),
+        dir + ": dllm.generation_config", e->config().vocab_size);
+    e->eos_ids_ = e->defaults_.eos_ids;
+  }
   const std::string gen_config = dir + "/generation_config.json";
-  if (FileExists(gen_config)) {
+  if (!gguf && FileExists(gen_config)) {
     ApplyGenerationConfig(e->defaults_, ReadFileToString(gen_config),
                           gen_config, e->config().vocab_size);
     e->eos_ids_ = e->defaults_.eos_ids;
@@ -112,20 +138,28 @@ std::unique_ptr<Engine> Engine::Load(const std::string& dir) {
 
 std::vector<int32_t> Engine::Encode(std::string_view text, bool add_special,
                                     const std::string& what) const {
-  DLLM_CHECK(tokenizer_.loaded(), dir_, ": no tokenizer.json, so ", what,
-             " cannot be encoded");
+  DLLM_CHECK(tokenizer_.loaded(), dir_,
+             IsGgufPath(dir_) ? ": no tokenizer in this GGUF file, so "
+                              : ": no tokenizer.json, so ",
+             what, " cannot be encoded");
   return tokenizer_.Encode(text, add_special);
 }
 
 void Engine::RequireChat() const {
   DLLM_CHECK(tokenizer_.loaded(), dir_,
-             ": chat needs tokenizer.json in the model folder");
+             IsGgufPath(dir_)
+                 ? ": chat needs a tokenizer, and this GGUF file has none"
+                 : ": chat needs tokenizer.json in the model folder");
   DLLM_CHECK(chat_template_.loaded(),
              "chat needs a chat template: ", chat_template_error_,
              ". A model trained on plain text continues text rather than "
              "answering (use `dllm generate`); for one that can chat, give the "
-             "template (`dllm chat --chat-template FILE`) or write it into ",
-             dir_, "/tokenizer_config.json as {\"chat_template\": \"...\"}");
+             "template (`dllm chat --chat-template FILE`)",
+             IsGgufPath(dir_) ? "" : " or write it into ",
+             IsGgufPath(dir_) ? "" : dir_,
+             IsGgufPath(dir_)
+                 ? ""
+                 : "/tokenizer_config.json as {\"chat_template\": \"...\"}");
 }
 
 std::vector<int32_t> Engine::EncodeChat(std::string_view messages_json,

@@ -27,21 +27,26 @@ bool IsDerivedBuffer(const std::string& name) {
 
 // Which config.json field most likely explains an unused tensor, as
 // " (field value)", or "" when none does.
-std::string UnusedHint(const ModelConfig& c, const std::string& name) {
+std::string UnusedHint(const ModelConfig& c, const std::string& name,
+                       NameTable names) {
   const bool llada = c.arch == Arch::kLLaDA;
-  for (const char* key : {".blocks.", ".layers."}) {
+  const bool gguf = names == NameTable::kGguf;
+  for (const char* key : {".blocks.", ".layers.", "blk."}) {
     size_t p = name.find(key);
-    if (p == std::string::npos) continue;
+    if (p == std::string::npos || (gguf && p != 0)) continue;
     const char* digits = name.c_str() + p + std::strlen(key);
     char* end = nullptr;
     long layer = std::strtol(digits, &end, 10);
     if (end != digits && layer >= c.n_layers)
-      return StrCat(" (", llada ? "n_layers" : "num_hidden_layers", " ",
-                    c.n_layers, ")");
+      return StrCat(" (",
+                    gguf    ? "block_count"
+                    : llada ? "n_layers"
+                            : "num_hidden_layers",
+                    " ", c.n_layers, ")");
   }
   if (!c.qkv_bias && EndsWith(name, ".bias"))
-    return llada ? " (include_qkv_bias false)"
-                 : " (layer 0 has no q/k/v biases, so none are used)";
+    return llada && !gguf ? " (include_qkv_bias false)"
+                          : " (layer 0 has no q/k/v biases, so none are used)";
   return "";
 }
 
@@ -65,13 +70,16 @@ bool SameValues(const TensorView& a, const TensorView& b) {
 
 }  // namespace
 
-void CheckStoredTensors(const ModelConfig& c, const TensorStore& store) {
-  const std::string head = OutputHeadName(c);
+void CheckStoredTensors(const ModelConfig& c, const TensorStore& store,
+                        NameTable names) {
+  const std::string head = OutputHeadName(c, names);
+  const char* cfg_name =
+      names == NameTable::kGguf ? "the GGUF metadata" : "config.json";
   std::set<std::string> used;
-  for (const TensorSpec& s : ListTensors(c)) used.insert(s.name);
-  if (c.tie_embeddings) {
+  for (const TensorSpec& s : ListTensors(c, names)) used.insert(s.name);
+  if (c.tie_embeddings && names == NameTable::kHf) {
     const TensorView* h = store.Find(head);
-    const TensorView* e = store.Find(EmbeddingName(c));
+    const TensorView* e = store.Find(EmbeddingName(c, names));
     if (h && e && !SameValues(*h, *e))
       Fail(store.origin(), ": tensor '", head,
            "' (an output head) differs from ", "the embedding '", e->name,
@@ -90,13 +98,12 @@ void CheckStoredTensors(const ModelConfig& c, const TensorStore& store) {
         unused.size() > 1
             ? StrCat("; ", unused.size(), " unused tensors in all")
             : std::string();
-    std::string hint = UnusedHint(c, unused[0]->name);
+    std::string hint = UnusedHint(c, unused[0]->name, names);
     if (!more.empty())
       hint = hint.empty() ? " (" + more.substr(2) + ")"
                           : hint.substr(0, hint.size() - 1) + more + ")";
-    Fail(store.origin(), ": tensor '", unused[0]->name,
-         "' is not used by config.json", hint,
-         ": is config.json from another model?");
+    Fail(store.origin(), ": tensor '", unused[0]->name, "' is not used by ",
+         cfg_name, hint, ": is ", cfg_name, " from another model?");
   }
 
   store.CheckFinite();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "dllm/config.h"
+#include "model/weights.h"
 
 namespace dllm {
 
@@ -19,6 +20,9 @@ class TensorStore;
 //   drop the head and print garbage). A stored head equal to the embedding
 //   is accepted, as some exporters duplicate it,
 // - a float tensor holds NaN or Inf (scanned on every thread).
-void CheckStoredTensors(const ModelConfig& c, const TensorStore& store);
+// `names` is the store's name table (Hugging Face names for safetensors,
+// llama.cpp's for GGUF).
+void CheckStoredTensors(const ModelConfig& c, const TensorStore& store,
+                        NameTable names = NameTable::kHf);
 
 }  // namespace dllm

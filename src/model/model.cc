@@ -7,8 +7,10 @@
 
 #include "base/mmap_file.h"
 #include "dllm/error.h"
-#include "formats/safetensors.h"
+#include "formats/gguf.h"
+#include "formats/tensor_store.h"
 #include "model/check_store.h"
+#include "model/gguf_model.h"
 #include "model/layer.h"
 #include "model/rope.h"
 #include "model/weights.h"
@@ -42,14 +44,25 @@ std::string ShapeStr(const std::vector<int64_t>& s) {
 std::unique_ptr<Model> Model::Load(const std::string& dir) {
   std::unique_ptr<Model> m(new Model);
   m->dir_ = dir;
-  m->config_ = LoadModelConfig(dir + "/config.json");
+  // A GGUF file carries its config as metadata and llama.cpp's names; a
+  // folder has config.json and the architecture's Hugging Face names.
+  const bool gguf = IsGgufPath(dir);
+  const NameTable names = gguf ? NameTable::kGguf : NameTable::kHf;
+  if (!gguf) m->config_ = LoadModelConfig(dir + "/config.json");
   m->store_ = TensorStore::Open(dir);
   TensorStore& store = *m->store_;
+  if (gguf) m->config_ = ConfigFromGguf(*store.gguf());
   ModelConfig& c = m->config_;
-  MatchStoredSwitches(c, store);
+  MatchStoredSwitches(c, store, names);
+  const std::string cfg_name = gguf ? "the GGUF metadata" : "config.json";
+  // llama.cpp's llada and llama files hold wq/wk rows in its interleaved
+  // RoPE order (model/gguf_model.h): undo that on an owned copy.
+  const bool unpermute =
+      gguf &&
+      GgufArchPermutesQK(store.gguf()->GetString("general.architecture"));
   // An untied model must ship an output head; a tied one may still ship a
   // copy of the embedding (CheckStoredTensors below).
-  const std::string head = OutputHeadName(c);
+  const std::string head = OutputHeadName(c, names);
   ForEachTensor(
       c, *m->weights_,
       [&](const std::string& name, const std::vector<int64_t>& shape,
@@ -57,34 +70,53 @@ std::unique_ptr<Model> Model::Load(const std::string& dir) {
         const TensorView* v = store.Find(name);
         DLLM_CHECK(
             v != nullptr || name != head, store.origin(), ": tensor '", name,
-            "' (the output head) is missing, but config.json ",
-            "says the head is untied (",
+            "' (the output head) is missing, but ", cfg_name,
+            " says the head is untied (",
             c.arch == Arch::kLLaDA ? "weight_tying" : "tie_word_embeddings",
-            " false): is the checkpoint tied, or is config.json from "
-            "another model?");
+            " false): is the checkpoint tied, or is ", cfg_name,
+            " from another model?");
         DLLM_CHECK(v != nullptr, store.origin(), ": tensor '", name,
-                   "' is missing (config.json wants ", ShapeStr(shape),
-                   "): is config.json from another model?");
+                   "' is missing (", cfg_name, " wants ", ShapeStr(shape),
+                   "): is ", cfg_name, " from another model?");
         DLLM_CHECK(v->shape == shape, store.origin(), ": tensor '", name,
-                   "' has shape ", ShapeStr(v->shape), ", config.json wants ",
-                   ShapeStr(shape), ": is config.json from another model?");
+                   "' has shape ", ShapeStr(v->shape), ", ", cfg_name,
+                   " wants ", ShapeStr(shape), ": is ", cfg_name,
+                   " from another model?");
         DLLM_CHECK(v->dtype == DType::kF32 || v->dtype == DType::kBF16 ||
-                       v->dtype == DType::kF16,
+                       v->dtype == DType::kF16 || IsQuantized(v->dtype),
                    store.origin(), ": tensor '", name, "' has dtype ",
-                   DTypeName(v->dtype), " (expected F32, BF16 or F16)");
+                   DTypeName(v->dtype),
+                   " (expected F32, BF16, F16, Q8_0, Q4_0, Q4_K or Q6_K)");
+        const int rope_heads = unpermute ? RopeHeads(c, *m->weights_, t) : 0;
         t.shape = shape;
         if (role == TensorRole::kNorm || role == TensorRole::kBias) {
           // Small vectors: keep an fp32 copy so kernels read one type.
           m->owned_.emplace_back(size_t(v->numel()));
-          ops::ToF32(v->dtype, v->data, v->numel(), m->owned_.back().data());
+          float* f32 = m->owned_.back().data();
+          ops::ToF32(v->dtype, v->data, v->numel(), f32);
+          if (rope_heads > 0) {
+            std::vector<float> tmp(f32, f32 + v->numel());
+            PermuteRopeRows(tmp.data(), f32, v->numel(), sizeof(float),
+                            rope_heads, /*to_gguf=*/false);
+          }
           t.dtype = DType::kF32;
-          t.data = m->owned_.back().data();
+          t.data = f32;
+        } else if (rope_heads > 0) {
+          // Rows are whole blocks in every dtype, so a row shuffle works on
+          // the stored bytes.
+          m->owned_bytes_.emplace_back(v->nbytes);
+          uint8_t* dst = m->owned_bytes_.back().data();
+          PermuteRopeRows(v->data, dst, shape[0], v->nbytes / size_t(shape[0]),
+                          rope_heads, /*to_gguf=*/false);
+          t.dtype = v->dtype;
+          t.data = dst;
         } else {
           t.dtype = v->dtype;
           t.data = const_cast<uint8_t*>(v->data);
         }
-      });
-  CheckStoredTensors(c, store);
+      },
+      names);
+  CheckStoredTensors(c, store, names);
   return m;
 }
 
@@ -168,10 +200,11 @@ void Model::GrowRope(int64_t max_pos) {
 void Model::Embed(const int32_t* ids, int64_t n, float* x) {
   const Tensor& e = weights_->embed;
   const int64_t C = config_.d_model;
-  const size_t esize = DTypeSize(e.dtype);
+  // A row is C values: whole blocks for quantized embeddings.
+  const size_t row_bytes = DTypeBytes(e.dtype, C);
   for (int64_t i = 0; i < n; ++i)
     ops::ToF32(e.dtype,
-               static_cast<const uint8_t*>(e.data) + size_t(ids[i] * C) * esize,
+               static_cast<const uint8_t*>(e.data) + size_t(ids[i]) * row_bytes,
                C, x + i * C);
 }
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "formats/safetensors.h"
+#include "formats/tensor_store.h"
 
 namespace dllm {
 
@@ -20,9 +20,13 @@ void FillRopeTable(const ModelConfig& c, int64_t from, int64_t to, float* cos_t,
   }
 }
 
-void MatchStoredSwitches(ModelConfig& c, const TensorStore& store) {
+void MatchStoredSwitches(ModelConfig& c, const TensorStore& store,
+                         NameTable names) {
   if (c.arch == Arch::kDream)
-    c.qkv_bias = store.Find("model.layers.0.self_attn.q_proj.bias") != nullptr;
+    c.qkv_bias =
+        store.Find(names == NameTable::kGguf
+                       ? "blk.0.attn_q.bias"
+                       : "model.layers.0.self_attn.q_proj.bias") != nullptr;
 }
 
 }  // namespace dllm

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "dllm/config.h"
+#include "model/weights.h"
 
 namespace dllm {
 
@@ -18,6 +19,8 @@ void FillRopeTable(const ModelConfig& c, int64_t from, int64_t to, float* cos_t,
 
 // Switches that follow the files rather than config.json: Qwen2 (Dream)
 // always has q/k/v biases, but checkpoints derived from it may not.
-void MatchStoredSwitches(ModelConfig& c, const TensorStore& store);
+// `names` is the store's name table.
+void MatchStoredSwitches(ModelConfig& c, const TensorStore& store,
+                         NameTable names = NameTable::kHf);
 
 }  // namespace dllm

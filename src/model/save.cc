@@ -24,14 +24,16 @@ std::string Gigabytes(uint64_t bytes) {
 
 }  // namespace
 
-std::vector<TensorSpec> ListTensors(const ModelConfig& c) {
+std::vector<TensorSpec> ListTensors(const ModelConfig& c, NameTable names) {
   std::vector<TensorSpec> out;
   Weights w;
-  ForEachTensor(c, w,
-                [&](const std::string& name, const std::vector<int64_t>& shape,
-                    TensorRole role, Tensor&) {
-                  out.push_back({name, shape, role});
-                });
+  ForEachTensor(
+      c, w,
+      [&](const std::string& name, const std::vector<int64_t>& shape,
+          TensorRole role, Tensor& t) {
+        out.push_back({name, shape, role, RopeHeads(c, w, t)});
+      },
+      names);
   return out;
 }
 

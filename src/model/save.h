@@ -17,6 +17,7 @@ struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
   TensorRole role;
+  int rope_heads = 0;  // RopeHeads: heads of a tensor that feeds RoPE, else 0
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -24,8 +25,9 @@ struct TensorSpec {
   }
 };
 
-// The tensor list of a config, in ForEachTensor order.
-std::vector<TensorSpec> ListTensors(const ModelConfig& c);
+// The tensor list of a config, in ForEachTensor order, named by `names`.
+std::vector<TensorSpec> ListTensors(const ModelConfig& c,
+                                    NameTable names = NameTable::kHf);
 
 // Throws unless the file system holding `dir` has `bytes` free for a new
 // file named `what` (a write that fails with ENOSPC after minutes and

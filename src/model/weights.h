@@ -59,14 +59,27 @@ using TensorVisitor = std::function<void(const std::string& name,
                                          const std::vector<int64_t>& shape,
                                          TensorRole role, Tensor& t)>;
 
+// One name table per file format: the names of the architecture's published
+// Hugging Face checkpoints (LLaDA's, or Qwen2's for Dream), or llama.cpp's
+// GGUF names (token_embd.weight, blk.N.attn_q.weight, ..., output.weight),
+// which are the same for every architecture.
+enum class NameTable { kHf, kGguf };
+
 // Names of the embedding and of the untied output head in the architecture's
 // checkpoints (the head is stored only when untied, or tied but duplicated).
-std::string EmbeddingName(const ModelConfig& c);
-std::string OutputHeadName(const ModelConfig& c);
+std::string EmbeddingName(const ModelConfig& c,
+                          NameTable names = NameTable::kHf);
+std::string OutputHeadName(const ModelConfig& c,
+                           NameTable names = NameTable::kHf);
 
-// Visits every tensor the config calls for, with the name used by the
-// architecture's published checkpoints (LLaDA's or Qwen2/Dream's).
-void ForEachTensor(const ModelConfig& c, Weights& w,
-                   const TensorVisitor& visit);
+// Visits every tensor the config calls for, in one fixed order, named by
+// `names`.
+void ForEachTensor(const ModelConfig& c, Weights& w, const TensorVisitor& visit,
+                   NameTable names = NameTable::kHf);
+
+// The number of heads whose rows a tensor holds when it feeds RoPE (wq, bq:
+// n_heads; wk, bk: n_kv_heads), else 0: the tensors whose rows llama.cpp
+// reorders for its interleaved RoPE (model/gguf_model.h).
+int RopeHeads(const ModelConfig& c, const Weights& w, const Tensor& t);
 
 }  // namespace dllm

@@ -9,6 +9,8 @@
 
 #include "base/mmap_file.h"
 #include "dllm/error.h"
+#include "formats/gguf.h"
+#include "formats/tensor_store.h"
 #include "tokenizer/jinja/interpreter.h"
 #include "tokenizer/jinja/lexer.h"
 #include "tokenizer/jinja/parser.h"
@@ -37,8 +39,47 @@ ChatTemplate ChatTemplate::FromString(const std::string& source,
   return t;
 }
 
+namespace {
+
+// A GGUF model's template (tokenizer.chat_template), with the special
+// tokens its ids name (tokenizer.ggml.bos_token_id, ...).
+ChatTemplate FromGguf(const std::string& path) {
+  GgufFile f(path);
+  DLLM_CHECK(f.Find("tokenizer.chat_template") != nullptr, path,
+             ": no tokenizer.chat_template in this GGUF file (this model "
+             "ships no chat template)");
+  const std::string tmpl = f.GetString("tokenizer.chat_template");
+  json specials = json::object();
+  if (f.Find("tokenizer.ggml.tokens")) {
+    const std::vector<std::string>& tokens =
+        f.GetStrings("tokenizer.ggml.tokens");
+    const int64_t n = int64_t(tokens.size());
+    for (const auto& [key, name] :
+         {std::pair<const char*, const char*>{"bos_token_id", "bos_token"},
+          {"eos_token_id", "eos_token"},
+          {"unknown_token_id", "unk_token"},
+          {"padding_token_id", "pad_token"},
+          {"seperator_token_id", "sep_token"},
+          {"mask_token_id", "mask_token"}}) {
+      const std::string k = std::string("tokenizer.ggml.") + key;
+      if (!f.Find(k)) continue;
+      const int64_t id = f.GetInt(k, 0, INT64_MAX);
+      if (id < n) specials[name] = tokens[size_t(id)];
+    }
+  }
+  try {
+    return ChatTemplate::FromString(
+        tmpl, specials.dump(-1, ' ', false, json::error_handler_t::replace));
+  } catch (const Error& e) {
+    Fail(path, ": tokenizer.chat_template: ", e.what());
+  }
+}
+
+}  // namespace
+
 ChatTemplate ChatTemplate::FromTokenizerConfig(const std::string& path) {
   namespace fs = std::filesystem;
+  if (IsGgufPath(path)) return FromGguf(path);
   std::string file = path;
   std::string override_template;
   if (fs::is_directory(path)) {

@@ -20,7 +20,10 @@
 #include "base/mmap_file.h"
 #include "dllm/error.h"
 #include "dllm/tokenizer.h"
+#include "formats/gguf.h"
+#include "formats/tensor_store.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
@@ -617,8 +620,17 @@ Tokenizer Tokenizer::FromTiktoken(
       BuildByteLevel(path, std::move(vocab), merges, pattern, specials));
 }
 
+Tokenizer Tokenizer::FromGguf(const std::string& path) {
+  GgufFile f(path);
+  const bool exact = f.Find("tokenizer.huggingface.json") != nullptr;
+  return FromJson(
+      GgufTokenizerJson(f),
+      path + (exact ? ": tokenizer.huggingface.json" : ": tokenizer.ggml.*"));
+}
+
 Tokenizer Tokenizer::FromFile(const std::string& path) {
   namespace fs = std::filesystem;
+  if (IsGgufPath(path)) return FromGguf(path);
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     fs::path dir(path);

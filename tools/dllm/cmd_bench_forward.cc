@@ -72,6 +72,7 @@ int RunBenchForward(int argc, char** argv) {
   const double act_mb = double(model->activation_bytes()) / 1e6;
   // Ceiling: the FFN-shaped SGEMM (tokens x d_model) * (d_model x d_ff).
   SgemmCeiling ceil = MeasureSgemm(B * L, c.d_ff, c.d_model, threads);
+  const double fma = MeasureFmaPeak(threads);
   std::printf(
       "{\"bench\":\"forward\",\"model\":\"%s\",\"arch\":\"%s\",\"dtype\":\"%"
       "s\",\"params_m\":%.2f,"
@@ -80,15 +81,16 @@ int RunBenchForward(int argc, char** argv) {
       "\"ms_per_forward\":%.2f,\"ms_min\":%.2f,\"gflop\":%.2f,\"gflops\":%.1f,"
       "\"sgemm_shape\":[%lld,%d,%d],\"sgemm_gflops_blas_threads\":%.1f,\"sgemm_"
       "gflops_pool\":%.1f,"
-      "\"ratio_to_sgemm\":%.3f,\"tokens_per_s\":%.1f,\"peak_rss_mb\":%.1f,"
+      "\"ratio_to_sgemm\":%.3f,\"fma_peak_gflops\":%.1f,"
+      "\"ratio_to_fma_peak\":%.3f,\"tokens_per_s\":%.1f,\"peak_rss_mb\":%.1f,"
       "\"weights_file_mb\":%.1f,"
       "\"activations_mb\":%.1f,\"rss_over_weights_plus_act\":%.3f}\n",
       model->dir().c_str(), ArchName(c.arch), model->weights_dtype().c_str(),
       double(c.NumParams()) / 1e6, threads, (long long)B, (long long)L,
       (long long)n_rows, (long long)reps, med, ms.front(), flops / 1e9, gflops,
       (long long)(B * L), c.d_ff, c.d_model, ceil.gflops_blas_threads,
-      ceil.gflops_pool, gflops / ceil.best(), double(B * L) / (med * 1e-3),
-      double(rss) / 1e6, weights_mb, act_mb,
+      ceil.gflops_pool, gflops / ceil.best(), fma, gflops / fma,
+      double(B * L) / (med * 1e-3), double(rss) / 1e6, weights_mb, act_mb,
       double(rss) / 1e6 / (weights_mb + act_mb));
   return 0;
 }

@@ -291,6 +291,7 @@ int RunBenchGenerate(int argc, char** argv) {
   const int64_t canvas = int64_t(prompts[0].size()) + base.gen_length;
   const SgemmCeiling ceil = MeasureSgemm(canvas, c.d_ff, c.d_model, threads);
   const double bw = MeasureCopyBandwidth();
+  const double fma = MeasureFmaPeak(threads);
   nlohmann::json head = {
       {"bench", "generate"},
       {"what", "machine"},
@@ -298,6 +299,7 @@ int RunBenchGenerate(int argc, char** argv) {
       {"sgemm_shape", {canvas, c.d_ff, c.d_model}},
       {"sgemm_gflops_blas_threads", ceil.gflops_blas_threads},
       {"sgemm_gflops_pool", ceil.gflops_pool},
+      {"fma_peak_gflops", fma},
       {"copy_gb_per_s", bw},
       {"model", engine->dir()},
       {"weights_mb", double(engine->model().file_bytes()) / 1e6}};

@@ -74,6 +74,7 @@ int RunBenchTrain(int argc, char** argv) {
   const double tps = double(B * T) / s;
   const double gflops = 6.0 * double(m.num_params()) * tps / 1e9;
   SgemmCeiling ceil = MeasureSgemm(B * T, c.d_ff, c.d_model, threads);
+  const double fma = MeasureFmaPeak(threads);
   nlohmann::json out = {{"bench", "train"},
                         {"objective", ObjectiveName(obj)},
                         {"layers", c.n_layers},
@@ -87,7 +88,9 @@ int RunBenchTrain(int argc, char** argv) {
                         {"tokens_per_s", tps},
                         {"gflops_6nd", gflops},
                         {"sgemm_gflops", ceil.best()},
-                        {"ratio_to_sgemm", gflops / ceil.best()}};
+                        {"ratio_to_sgemm", gflops / ceil.best()},
+                        {"fma_peak_gflops", fma},
+                        {"ratio_to_fma_peak", gflops / fma}};
   if (a.GetFlag("--torch")) {
     std::string cmd =
         a.Get("--python") + " " + std::string(DLLM_SOURCE_DIR_STR) +

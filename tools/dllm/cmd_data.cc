@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "args.h"
@@ -61,6 +62,16 @@ int RunDataPrepare(int argc, char** argv) {
   const std::string tpath = a.Get("--tokenizer");
   const std::string tfile =
       FileExists(tpath + "/tokenizer.json") ? tpath + "/tokenizer.json" : tpath;
+  {
+    // The data folder keeps a copy of tokenizer.json, which a GGUF model
+    // holds inside: convert the model to a folder first.
+    char magic[4] = {};
+    std::ifstream(tfile, std::ios::binary).read(magic, 4);
+    DLLM_USAGE_CHECK(std::string(magic, 4) != "GGUF", "data prepare: ", tfile,
+                     " is a GGUF file; --tokenizer takes tokenizer.json or a "
+                     "folder holding it (`dllm convert ",
+                     tfile, " DIR` writes one)");
+  }
   Tokenizer tok = Tokenizer::FromFile(tfile);
   const std::string out = a.Get("--out");
   if (mkdir(out.c_str(), 0755) != 0 && errno != EEXIST)

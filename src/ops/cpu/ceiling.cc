@@ -9,6 +9,7 @@
 #include "base/rng.h"
 #include "base/thread_pool.h"
 #include "dllm/timer.h"
+#include "ops/cpu/matmul.h"
 #include "ops/ops.h"
 
 namespace dllm {
@@ -50,6 +51,16 @@ SgemmCeiling MeasureSgemm(int64_t M, int64_t N, int64_t K, int threads,
   } while (t.Seconds() < min_seconds);
   out.gflops_pool = flops * reps / t.Seconds() / 1e9;
   return out;
+}
+
+double MeasureFmaPeak(int threads, double seconds) {
+  SetThreads(threads);
+  std::vector<double> per(size_t(Pool().size()), 0.0);
+  Pool().Run(per.size(),
+             [&](size_t i, int) { per[i] = cpu::MeasureFmaGflops(seconds); });
+  double sum = 0;
+  for (double g : per) sum += g;
+  return sum;
 }
 
 double MeasureCopyBandwidth(int64_t bytes, double min_seconds) {

@@ -31,9 +31,10 @@ constexpr int64_t kMaxVecs = 4;
 #else
 constexpr int64_t kMaxVecs = 2;
 #endif
-// Depth of one pass over k: a tile's converted weight rows (6 x kc floats)
-// stay in L1, its x^T slice (kc x 64 floats) in L2.
-constexpr int64_t kDepth = 512;
+// Depth of one pass over k: a tile's converted weight rows (6 x kc floats,
+// 24 KB) stay in L1, its x^T slice (kc x 64 floats, 256 KB) in L2. Models
+// up to d_model 1024 take one pass.
+constexpr int64_t kDepth = 1024;
 // Rows of x per pass, so that the x^T slice a tile reads (kDepth x 192
 // floats, 384 KB) stays in L2 however large M is (training batches).
 constexpr int64_t kRowBlock = 192;
@@ -166,16 +167,20 @@ void GemmSliceT(const float* xT, int64_t M, int64_t Mp, int64_t K,
               Tile<1>(xt, Mp, wp, kc, tile);
               break;
           }
-          const int64_t mn = std::min(M - m0, nv * L);
-          for (int64_t i = 0; i < mn; ++i) {
-            float* yr = y + (m0 + i) * ldy + nb;
-            const int64_t v = i / L, lane = i % L;
-            for (int64_t r = 0; r < rows; ++r) {
-              const float t = tile[(r * nv + v) * L + lane];
-              if (k0 == 0)
-                yr[r] = bias ? t + bias[nb + r] : t;
-              else
-                yr[r] += t;
+          for (int64_t v = 0; v < nv; ++v) {
+            const int64_t mn = std::min(L, M - m0 - v * L);
+            const int64_t step = nv * L;  // tile[(r * nv + v) * L + lane]
+            for (int64_t lane = 0; lane < mn; ++lane) {
+              float* yr = y + (m0 + v * L + lane) * ldy + nb;
+              const float* t = tile + v * L + lane;
+              if (k0 > 0) {
+                for (int64_t r = 0; r < rows; ++r) yr[r] += t[r * step];
+              } else if (bias) {
+                for (int64_t r = 0; r < rows; ++r)
+                  yr[r] = t[r * step] + bias[nb + r];
+              } else {
+                for (int64_t r = 0; r < rows; ++r) yr[r] = t[r * step];
+              }
             }
           }
         }

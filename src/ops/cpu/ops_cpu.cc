@@ -14,6 +14,7 @@
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/simd.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
 
 namespace dllm::ops {
 
@@ -81,6 +82,10 @@ void CheckBdShape(const AttentionShape& s) {
 }  // namespace
 
 void ToF32(DType dtype, const void* src, int64_t n, float* dst) {
+  if (IsQuantized(dtype)) {  // block formats: ops/quant.h
+    CheckWholeBlocks(dtype, n, "ToF32");
+    return DequantizeRow(dtype, src, n, dst);
+  }
   switch (dtype) {
     case DType::kF32:
       std::copy_n(static_cast<const float*>(src), n, dst);
@@ -163,6 +168,8 @@ void MatMulWTBlas(const float* x, int64_t M, const Matrix& w, float* y,
 
 void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
               const float* bias) {
+  // Block formats: integer kernels of their own (ops/cpu/quant_*.cc).
+  if (IsQuantized(w.dtype)) return MatMulWTQuantized(x, M, w, y, bias);
   const int64_t N = w.rows, K = w.cols;
   if (M == 0 || N == 0) return;
   DLLM_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kF16 ||

@@ -6,6 +6,7 @@
 
 #include "base/half.h"
 #include "dllm/error.h"
+#include "ops/quant.h"
 
 namespace dllm::ops::ref {
 
@@ -25,12 +26,32 @@ float Load(DType t, const void* p, int64_t i) {
 }  // namespace
 
 void ToF32(DType dtype, const void* src, int64_t n, float* dst) {
+  if (IsQuantized(dtype)) {  // block formats: the scalar dequantizer
+    CheckWholeBlocks(dtype, n, "ToF32");
+    return DequantizeRow(dtype, src, n, dst);
+  }
   for (int64_t i = 0; i < n; ++i) dst[i] = Load(dtype, src, i);
 }
 
 void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
               const float* bias) {
   const int64_t N = w.rows, K = w.cols;
+  if (IsQuantized(w.dtype)) {  // dequantize each row, then the plain loop
+    CheckWholeBlocks(w.dtype, K, "matmul");
+    std::vector<float> row(static_cast<size_t>(K));
+    const size_t row_bytes = DTypeBytes(w.dtype, K);
+    for (int64_t n = 0; n < N; ++n) {
+      DequantizeRow(w.dtype,
+                    static_cast<const uint8_t*>(w.data) + n * row_bytes, K,
+                    row.data());
+      for (int64_t m = 0; m < M; ++m) {
+        double acc = bias ? bias[n] : 0.0;
+        for (int64_t k = 0; k < K; ++k) acc += double(x[m * K + k]) * row[k];
+        y[m * N + n] = float(acc);
+      }
+    }
+    return;
+  }
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       double acc = bias ? bias[n] : 0.0;

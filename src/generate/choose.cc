@@ -37,13 +37,34 @@ void TopPFilter(float* row, int V, double top_p, std::vector<float>& scratch) {
   (void)scratch;
 }
 
-// Dream's top-k: drop every logit below the k-th largest.
-void TopKFilter(float* row, int V, int k, std::vector<float>& scratch) {
-  if (k >= V) return;
+// The k-th largest of row[0, V), 1 <= k < V.
+float KthLargest(const float* row, int V, int k, std::vector<float>& scratch) {
+  if (k == 1) return ops::ComputeRowStats(row, V).max;
+  if (k <= 64) {
+    // One pass keeping the k largest sorted, descending: after the first few
+    // hundred values almost every value loses to the smallest kept one, so
+    // this costs a compare per value (nth_element copies and shuffles all).
+    scratch.assign(size_t(k), -INFINITY);
+    float* top = scratch.data();
+    for (int v = 0; v < V; ++v) {
+      const float x = row[v];
+      if (!(x > top[k - 1])) continue;
+      int i = k - 1;
+      for (; i > 0 && top[i - 1] < x; --i) top[i] = top[i - 1];
+      top[i] = x;
+    }
+    return top[k - 1];
+  }
   scratch.assign(row, row + V);
   std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(),
                    std::greater<float>());
-  const float kth = scratch[size_t(k - 1)];
+  return scratch[size_t(k - 1)];
+}
+
+// Dream's top-k: drop every logit below the k-th largest.
+void TopKFilter(float* row, int V, int k, std::vector<float>& scratch) {
+  if (k >= V) return;
+  const float kth = KthLargest(row, V, k, scratch);
   for (int v = 0; v < V; ++v)
     if (row[v] < kth) row[v] = -INFINITY;
 }

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "generate/choose.h"
 
@@ -155,3 +157,33 @@ TEST(Choose, GumbelSamplingIsSeededAndTempered) {
 
 }  // namespace
 }  // namespace dllm::gen
+
+TEST(Choose, TopKKeepsTheKLargestWithTies) {
+  // The one-pass top-k (k <= 64) and nth_element (k > 64) must agree with a
+  // full sort, ties at the k-th value kept, on rows with many ties.
+  const int V = 1000;
+  std::vector<float> row(V);
+  for (int v = 0; v < V; ++v) row[size_t(v)] = float((v * 7919) % 97) * 0.1f;
+  std::vector<float> sorted = row;
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  std::vector<float> scratch;
+  for (int k : {1, 2, 3, 17, 64, 65, 200, 999}) {
+    const float kth = sorted[size_t(k - 1)];
+    double z = 0;
+    for (float x : row)
+      if (x >= kth) z += std::exp(double(x) - double(sorted[0]));
+    dllm::GenerateOptions o;
+    o.order = dllm::Order::kMaskgitPlus, o.top_k = k;
+    std::vector<float> r = row;
+    dllm::gen::Choice c =
+        dllm::gen::ChooseToken(r.data(), V, o, {}, 0, 0, scratch);
+    EXPECT_EQ(row[size_t(c.token)], sorted[0]) << "k=" << k;
+    // Confidence = p(argmax) under the filtered softmax: 1 / z.
+    EXPECT_NEAR(c.confidence, 1.0 / z, 1e-6) << "k=" << k;
+    int kept = 0;
+    for (float x : r) kept += x != -INFINITY;
+    EXPECT_EQ(kept, int(std::count_if(row.begin(), row.end(),
+                                      [&](float x) { return x >= kth; })))
+        << "k=" << k;
+  }
+}

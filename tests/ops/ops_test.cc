@@ -60,7 +60,9 @@ TEST(Ops, MatMulAllDtypes) {
                            // of the packed kernel; the 4-row gemv edge.
                            {200, 13, 1100},
                            {4, 29, 515},
-                           {5, 7, 40}}) {
+                           {5, 7, 40},
+                           // OpenBLAS's side of the split (kBlasMinRows).
+                           {300, 20, 40}}) {
       auto x = Random(size_t(M * K), 1), w = Random(size_t(N * K), 2),
            bias = Random(size_t(N), 3);
       std::vector<uint16_t> wb(w.size()), wh(w.size());

@@ -16,8 +16,8 @@ struct MatMulBench {
   int64_t M = 0, N = 0, K = 0;
   double weight_bytes = 0;  // one copy of the (N, K) weights as stored
   int64_t copies = 0;       // copies cycled through (1: cache-hot)
-  int64_t reps = 0;         // timed calls
-  double ms = 0;            // mean ms per call
+  int64_t reps = 0;         // timed calls in the fastest window
+  double ms = 0;            // mean ms per call in that window
   double gbps = 0;          // weight_bytes / time per call, GB/s
   double gflops = 0;        // 2 M N K / time per call
   // RMS(y - y_ref) / RMS(y_ref) with y_ref the fp32 matmul of the weights
@@ -31,11 +31,14 @@ struct MatMulBench {
 // for the best. With cold_bytes > 0 the call cycles over enough copies of w
 // to exceed cold_bytes, so every call reads its weights from memory, as a
 // model's decoding step does; 0 reuses one copy (cache-hot when it fits).
-// Runs for at least min_seconds after one warm-up call.
+// Times `windows` runs of at least min_seconds each after one warm-up call
+// and reports the fastest window (on a shared machine the others lost time
+// to other work).
 MatMulBench BenchMatMul(const std::string& dtype, int64_t M, int64_t N,
                         int64_t K, const std::string& kernel = "",
                         double min_seconds = 0.3,
-                        int64_t cold_bytes = int64_t(256) << 20);
+                        int64_t cold_bytes = int64_t(256) << 20,
+                        int windows = 1);
 
 // The quantized matmul's kernel targets this CPU runs, best first (always
 // ending in "scalar").

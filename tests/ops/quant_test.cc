@@ -326,6 +326,32 @@ TEST(Quant, KernelsMatchScalarTwinOnRawBlocks) {
     }
 }
 
+// Weights used in place from a file (GGUF data is 32-byte aligned, but a
+// row need not be): any address gives the same bits.
+TEST(Quant, MisalignedWeights) {
+  for (DType t : kTypes) {
+    const int64_t M = 5, N = 9, K = 2 * DTypeBlock(t) * 3;
+    const QMatrix q =
+        QuantizeMatrix(t, test::RandomVector(size_t(N * K), 31, 0), N, K);
+    const std::vector<float> x = test::RandomVector(size_t(M * K), 32, 0);
+    for (cpu::QuantTarget target : cpu::QuantTargets()) {
+      cpu::ForceQuantTarget(target);
+      const std::vector<float> want = RunQ(x.data(), M, q, nullptr);
+      for (size_t off : {1, 3, 17}) {
+        std::vector<uint8_t> buf(q.bytes.size() + off);
+        std::memcpy(buf.data() + off, q.bytes.data(), q.bytes.size());
+        std::vector<float> got(want.size());
+        ops::MatMulWT(x.data(), M, ops::Matrix{t, buf.data() + off, N, K},
+                      got.data());
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * got.size()), 0)
+            << DTypeName(t) << " " << cpu::QuantTargetName(target) << " offset "
+            << off;
+      }
+    }
+    cpu::ResetQuantTarget();
+  }
+}
+
 // Every target quantizes activations to the same bytes.
 TEST(Quant, QuantizeActivationsMatch) {
   for (int64_t B : {32, 256}) {

@@ -1,6 +1,7 @@
 // dllm bench quant: the matmul on quantized and float weights, in GB/s of
 // weights read against this machine's memory bandwidth measured in the same
 // run.
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -57,7 +58,10 @@ int RunBenchQuant(int argc, char** argv) {
            "quantized kernel targets: best, all, or names (avx512vnni, "
            "avx512bw, avx2, scalar)",
            "best");
-  a.Option("--seconds", "S", "timed seconds per case", "0.3");
+  a.Option("--seconds", "S", "timed seconds per window", "0.3");
+  a.Option("--windows", "N",
+           "timed windows per case (and per ceiling); the fastest is reported",
+           "1");
   a.Flag("--hot", "reuse one copy of the weights (cache-hot when it fits)");
   AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
@@ -65,6 +69,7 @@ int RunBenchQuant(int argc, char** argv) {
   const int threads = NumThreads();
   const double seconds = a.GetDouble("--seconds", 0.01, 60);
   const int64_t cold = a.GetFlag("--hot") ? 0 : int64_t(256) << 20;
+  const int windows = int(a.GetInt("--windows", 1, 100));
 
   struct Shape {
     int64_t N, K;
@@ -88,8 +93,11 @@ int RunBenchQuant(int argc, char** argv) {
   DLLM_USAGE_CHECK(!shapes.empty() && !rows.empty() && !dtypes.empty(),
                    "bench quant: empty --shapes, --rows or --dtypes");
 
-  const double copy_bw = MeasureCopyBandwidth();
-  const double read_bw = MeasureReadBandwidth();
+  double copy_bw = 0, read_bw = 0;
+  for (int w = 0; w < windows; ++w) {
+    copy_bw = std::max(copy_bw, MeasureCopyBandwidth());
+    read_bw = std::max(read_bw, MeasureReadBandwidth());
+  }
   const std::vector<std::string> targets = QuantKernelTargets();
   std::printf(
       "{\"bench\":\"quant_ceiling\",\"threads\":%d,\"copy_gbps\":%.2f,"
@@ -103,7 +111,7 @@ int RunBenchQuant(int argc, char** argv) {
         for (const std::string& kern : kernels) {
           if (!quantized && kern != kernels.front()) continue;
           const MatMulBench b = BenchMatMul(
-              dt, M, sh.N, sh.K, quantized ? kern : "", seconds, cold);
+              dt, M, sh.N, sh.K, quantized ? kern : "", seconds, cold, windows);
           std::printf(
               "{\"bench\":\"quant_matmul\",\"dtype\":\"%s\",\"kernel\":\"%s\","
               "\"M\":%lld,\"N\":%lld,\"K\":%lld,\"threads\":%d,"

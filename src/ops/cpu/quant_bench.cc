@@ -96,7 +96,7 @@ std::vector<std::string> QuantKernelTargets() {
 
 MatMulBench BenchMatMul(const std::string& dtype, int64_t M, int64_t N,
                         int64_t K, const std::string& kernel,
-                        double min_seconds, int64_t cold_bytes) {
+                        double min_seconds, int64_t cold_bytes, int windows) {
   DType t;
   DLLM_CHECK(ParseDType(dtype, &t) && (IsQuantized(t) || t == DType::kF32 ||
                                        t == DType::kF16 || t == DType::kBF16),
@@ -124,13 +124,18 @@ MatMulBench BenchMatMul(const std::string& dtype, int64_t M, int64_t N,
     ops::MatMulWT(x.data(), M, m, y.data());
   };
   call(0);  // warm-up
-  int64_t reps = 0;
-  Timer timer;
-  do {
-    call(reps % copies);
-    ++reps;
-  } while (timer.Seconds() < min_seconds);
-  const double sec = timer.Seconds() / double(reps);
+  int64_t reps = 0, calls = 0;
+  double sec = 1e300;
+  for (int w = 0; w < std::max(windows, 1); ++w) {
+    int64_t n = 0;
+    Timer timer;
+    do {
+      call(calls++ % copies);
+      ++n;
+    } while (timer.Seconds() < min_seconds);
+    const double per = timer.Seconds() / double(n);
+    if (per < sec) sec = per, reps = n;
+  }
 
   MatMulBench out;
   out.dtype = DTypeName(t);

@@ -11,6 +11,7 @@ PACKAGES=(
   libcpp-httplib-dev         # `dllm serve` (MIT)
   clang libclang-rt-14-dev   # libFuzzer targets
   tmux                       # the terminal test of `dllm chat`
+  chromium                   # the headless-browser test of `dllm serve`'s web page
   nodejs npm                 # tokenizer parity against the Hugging Face library
 )
 

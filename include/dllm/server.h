@@ -30,6 +30,9 @@ struct ServerOptions {
   size_t max_body_bytes = 1 << 20;
   std::string model_name;    // the id clients name; "" = the folder's name
   bool log_requests = true;  // one line per request on stderr
+  // Testing: the scheduler waits this long before every denoising step, so
+  // that a test can hold a request open however fast the machine is.
+  double step_delay_ms = 0;
 };
 
 class Server {

@@ -30,6 +30,20 @@ async function main() {
   assert.strictEqual(streamed, text, 'streamed completion differs');
   assert.strictEqual(reason, c.choices[0].finish_reason);
 
+  // `diffusing`: the client hands the named canvas events over as
+  // {event, data}, beside the usual chunks, which still spell the same text.
+  let diffused = '';
+  const canvases = [];
+  for await (const item of await client.completions.create({ ...req, stream: true, diffusing: true })) {
+    if (item.event === 'canvas') canvases.push(item.data);
+    else diffused += item.choices[0].text;
+  }
+  assert.strictEqual(diffused, text, 'diffusing stream differs');
+  assert.ok(canvases.length >= 2, 'no canvases');
+  assert.strictEqual(canvases[0].masked, 32);
+  assert.strictEqual(canvases[canvases.length - 1].masked, 0);
+  assert.strictEqual(canvases[canvases.length - 1].tokens.join(''), text);
+
   // Chat, then streamed.
   const chat = { model, messages: [{ role: 'user', content: 'Good morrow.' }],
                  max_tokens: 32, temperature: 0.7, seed: 12 };

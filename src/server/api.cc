@@ -1,9 +1,11 @@
 #include "server/api.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "dllm/engine.h"
 #include "dllm/generate_options.h"
+#include "dllm/tokenizer.h"
 
 namespace dllm::server {
 namespace {
@@ -20,7 +22,8 @@ using nlohmann::json;
 bool OpenAiField(const std::string& k) {
   return k == "max_tokens" || k == "max_completion_tokens" || k == "stop" ||
          k == "stream" || k == "stream_options" || k == "prompt" ||
-         k == "messages" || k == "suffix" || k == "model" || k == "n";
+         k == "messages" || k == "suffix" || k == "model" || k == "n" ||
+         k == "diffusing";
 }
 
 std::string JsonType(const json& v) { return v.type_name(); }
@@ -214,6 +217,16 @@ GenRequest ParseRequest(Endpoint endpoint, std::string_view body,
     }
   }
   if (j.contains("stop")) r.stop = ParseStop(j["stop"]);
+  if (j.contains("diffusing") && !j["diffusing"].is_null()) {
+    if (!j["diffusing"].is_boolean())
+      Bad("diffusing",
+          "diffusing: expected true or false, got " + JsonType(j["diffusing"]));
+    r.diffusing = j["diffusing"].get<bool>();
+    if (r.diffusing && !r.stream)
+      Bad("diffusing",
+          "diffusing: the canvases come as server-sent events, so it needs "
+          "\"stream\": true");
+  }
 
   // Generation options: the model's defaults, then every field the option
   // table knows, then max_tokens as gen_length.
@@ -387,6 +400,48 @@ std::string ChunkEvent(Endpoint endpoint, const std::string& id,
       {"choices", choices}};
   if (usage) j["usage"] = UsageJson(*usage);
   return "data: " + Dump(j) + "\n\n";
+}
+
+std::string CanvasEvent(Endpoint endpoint, const std::string& id,
+                        int64_t created, const std::string& model,
+                        const CanvasFrame& frame, const Tokenizer& tok) {
+  // Keys in the order README documents them (json sorts its keys).
+  using ojson = nlohmann::ordered_json;
+  ojson tokens = ojson::array();
+  int masked = 0;
+  for (size_t i = 0; i < frame.ids.size(); ++i) {
+    if (i < frame.masked.size() && frame.masked[i]) {
+      tokens.push_back(nullptr);
+      ++masked;
+      continue;
+    }
+    // A live view must not fail on an id its tokenizer lacks (models pad
+    // their vocabularies): such ids show as <id>.
+    const int32_t t = frame.ids[i];
+    std::string piece = "<" + std::to_string(t) + ">";
+    if (tok.loaded()) {
+      try {
+        piece = SanitizeUtf8(tok.Decode(std::vector<int32_t>{t}));
+      } catch (const Error&) {
+      }
+    }
+    tokens.push_back(std::move(piece));
+  }
+  ojson j = {
+      {"id", id},
+      {"object", endpoint == Endpoint::kCompletions ? "text_completion.canvas"
+                                                    : "chat.completion.canvas"},
+      {"created", created},
+      {"model", model},
+      {"step", frame.step},
+      {"total_steps", frame.total_steps},
+      {"elapsed_ms", std::round(frame.elapsed_ms * 1e3) / 1e3},
+      {"masked", masked},
+      {"ids", frame.ids},
+      {"tokens", std::move(tokens)},
+      {"committed", frame.committed}};
+  return "event: canvas\ndata: " +
+         j.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n\n";
 }
 
 }  // namespace dllm::server

@@ -14,7 +14,8 @@
 
 namespace dllm {
 class Engine;
-}
+class Tokenizer;
+}  // namespace dllm
 
 namespace dllm::server {
 
@@ -53,6 +54,9 @@ struct GenRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  // Also stream the whole canvas after every step (Mercury's `diffusing`),
+  // as `event: canvas` server-sent events; needs stream.
+  bool diffusing = false;
 };
 
 // Longest stop list and stop string accepted (OpenAI allows 4 strings).
@@ -80,5 +84,21 @@ std::string ChunkEvent(Endpoint endpoint, const std::string& id,
                        const std::string& text,
                        const std::string& finish_reason, bool role_chunk,
                        const Usage* usage);
+
+// One step of a generation as the live view sees it (`diffusing`): the
+// generation region up to max_tokens.
+struct CanvasFrame {
+  int step = 0;                 // steps this sequence has taken (0 = none yet)
+  int total_steps = 0;          // planned steps (fixed schedules) or the cap
+  double elapsed_ms = 0;        // since the request joined the batch
+  std::vector<int32_t> ids;     // token ids ([MASK] where masked)
+  std::vector<uint8_t> masked;  // 1 where still masked
+  std::vector<int32_t> committed;  // indices into ids committed this step
+};
+// "event: canvas\ndata: {...}\n\n": the frame with each position's text
+// (null where masked) decoded by `tok`. See README "Serving".
+std::string CanvasEvent(Endpoint endpoint, const std::string& id,
+                        int64_t created, const std::string& model,
+                        const CanvasFrame& frame, const Tokenizer& tok);
 
 }  // namespace dllm::server

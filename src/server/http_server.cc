@@ -1,17 +1,27 @@
 // dllm::Server on cpp-httplib: routes, the API key, error objects for every
 // failure (including httplib's own: 404, 413), and SSE streaming.
+#include <dirent.h>
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "dllm/engine.h"
+#include "dllm/generate_options.h"
 #include "dllm/server.h"
 #include "server/api.h"
 #include "server/scheduler.h"
+#include "server/web_page.h"
 
 namespace dllm {
 
@@ -25,7 +35,8 @@ struct Server::Impl {
   Impl(Engine& e, ServerOptions o)
       : engine(e),
         opt(std::move(o)),
-        scheduler(e, std::max(1, opt.max_batch), std::max(0, opt.max_queue)) {}
+        scheduler(e, std::max(1, opt.max_batch), std::max(0, opt.max_queue),
+                  opt.step_delay_ms) {}
   Engine& engine;
   ServerOptions opt;
   server::Scheduler scheduler;
@@ -66,6 +77,84 @@ std::string BaseName(std::string dir) {
   const size_t s = dir.rfind('/');
   return s == std::string::npos ? dir : dir.substr(s + 1);
 }
+
+// The numeric host and the port of a socket address, as httplib writes
+// Request::remote_addr and remote_port.
+bool HostPort(const sockaddr_storage& a, socklen_t len, std::string* host,
+              int* port) {
+  char h[NI_MAXHOST], p[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, h, sizeof(h), p,
+                  sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return false;
+  *host = h;
+  *port = std::atoi(p);
+  return true;
+}
+
+// Whether `fd` is the socket of the connection `req` came on: its far end
+// is the request's remote address and its near end the local port.
+bool IsConnectionOf(int fd, const httplib::Request& req) {
+  sockaddr_storage peer{}, self{};
+  socklen_t plen = sizeof(peer), slen = sizeof(self);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&self), &slen) != 0)
+    return false;
+  std::string host, self_host;
+  int port = -1, self_port = -1;
+  return HostPort(peer, plen, &host, &port) &&
+         HostPort(self, slen, &self_host, &self_port) &&
+         port == req.remote_port && self_port == req.local_port &&
+         host == req.remote_addr;
+}
+
+// The socket `req` came on, or -1. cpp-httplib 0.11 (Debian 12's) gives a
+// handler no socket, but one thread serves a connection from accept to
+// close, so the socket with the request's two addresses is this
+// connection's for as long as the handler (and its content provider) runs.
+// Found among the process's descriptors once per thread and connection.
+int ConnectionFd(const httplib::Request& req) {
+  thread_local int cached = -1;
+  if (cached >= 0 && IsConnectionOf(cached, req)) return cached;
+  cached = -1;
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == dirfd(d)) continue;
+    struct stat st;
+    if (fstat(int(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    if (IsConnectionOf(int(fd), req)) {
+      cached = int(fd);
+      break;
+    }
+  }
+  closedir(d);
+  return cached;
+}
+
+// The far end closed the connection (what newer httplib calls
+// is_connection_closed): readable, and a peek reads end-of-file or fails.
+// Pipelined bytes of a next request read as alive.
+bool PeerClosed(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  const int n = poll(&p, 1, 0);
+  if (n <= 0) return false;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return true;
+  char c;
+  const ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r == 0 ||
+         (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+// Clears a job's client-gone probe when the handler lets go of the
+// connection, unless the stream's resource releaser will.
+struct ProbeGuard {
+  std::shared_ptr<server::Job> job;
+  ~ProbeGuard() {
+    if (job) job->ClearClientGoneProbe();
+  }
+};
 
 }  // namespace
 
@@ -147,6 +236,27 @@ void Server::Impl::Routes() {
                        req.path.c_str(), res.status);
         });
 
+  // The live view: one static page that talks to the API below.
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(server::kWebPage, "text/html; charset=utf-8");
+  });
+  // What the page (or any client) needs to know of the model: its id,
+  // context, chat template and default generation options (llama.cpp's
+  // server has the same endpoint).
+  http.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json j = {{"model", opt.model_name},
+                        {"context_length", engine.config().max_seq_len},
+                        {"chat", engine.tokenizer().loaded() &&
+                                     engine.chat_template().loaded()},
+                        {"mask_token_id", engine.config().mask_token_id},
+                        {"max_batch", opt.max_batch},
+                        {"api_key_required", !opt.api_key.empty()},
+                        {"default_generation_settings",
+                         nlohmann::json::parse(
+                             GenerateOptionsToJson(engine.DefaultOptions()))}};
+    res.set_content(j.dump(), "application/json");
+  });
   http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
@@ -187,7 +297,15 @@ void Server::Impl::Generate(Endpoint endpoint, const httplib::Request& req,
     return;
   }
   const bool stream = r.stream, include_usage = r.include_usage;
+  const int fd = ConnectionFd(req);
   std::shared_ptr<server::Job> job = scheduler.Submit(std::move(r), deadline);
+  // From here the scheduler checks the connection before every step, so a
+  // client that hangs up (streamed or not) is dropped at the next one.
+  ProbeGuard guard;
+  if (job && fd >= 0) {
+    job->SetClientGoneProbe([fd] { return PeerClosed(fd); });
+    guard.job = job;
+  }
   if (!job) {
     res.set_header("Retry-After", "1");
     SendError(res, 429,
@@ -243,12 +361,14 @@ void Server::Impl::Generate(Endpoint endpoint, const httplib::Request& req,
 
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
+  guard.job = nullptr;  // the resource releaser clears the probe
   const std::string model = opt.model_name;
+  const Tokenizer* tok = &engine.tokenizer();
   // The chat role chunk goes first, as OpenAI sends it.
   auto first = std::make_shared<bool>(endpoint == Endpoint::kChat);
   res.set_chunked_content_provider(
       "text/event-stream",
-      [job, endpoint, id, created, model, include_usage, give_up, first](
+      [job, endpoint, id, created, model, include_usage, give_up, first, tok](
           size_t, httplib::DataSink& sink) {
         auto send = [&](const std::string& s) {
           if (sink.write(s.data(), s.size())) return true;
@@ -278,6 +398,9 @@ void Server::Impl::Generate(Endpoint endpoint, const httplib::Request& req,
           case Event::Kind::kText:
             return send(server::ChunkEvent(endpoint, id, created, model,
                                            ev.text, "", false, nullptr));
+          case Event::Kind::kCanvas:
+            return send(server::CanvasEvent(endpoint, id, created, model,
+                                            ev.frame, *tok));
           case Event::Kind::kError:
             // Headers are gone already: the error travels as an event.
             send("data: " + ev.error_json + "\n\n");
@@ -299,6 +422,7 @@ void Server::Impl::Generate(Endpoint endpoint, const httplib::Request& req,
         return false;
       },
       [this, job](bool success) {
+        job->ClearClientGoneProbe();
         if (!success) {
           job->cancelled = true;
           scheduler.Wake();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <optional>
+#include <thread>
 
 #include "dllm/engine.h"
 #include "dllm/generator.h"
@@ -27,11 +28,24 @@ bool Job::Pop(Event* e, Clock::time_point until) {
   return true;
 }
 
+void Job::SetClientGoneProbe(std::function<bool()> probe) {
+  std::lock_guard<std::mutex> lock(probe_mu_);
+  probe_ = std::move(probe);
+}
+
+bool Job::ClientGone() {
+  if (cancelled) return true;
+  std::lock_guard<std::mutex> lock(probe_mu_);
+  if (probe_ && probe_()) cancelled = true;
+  return cancelled;
+}
+
 // A job in the batch: its Generator id and its streamer.
 struct Scheduler::Live {
   std::shared_ptr<Job> job;
   int id = -1;
   PrefixStreamer stream;
+  Clock::time_point joined;
 };
 
 namespace {
@@ -43,6 +57,23 @@ Event ErrorEvent(int status, const std::string& message,
   e.status = status;
   e.error_json = ErrorJson(message, type, "", code);
   return e;
+}
+
+// The text of a sequence could not be decoded (e.g. the model chose an id
+// past the end of its tokenizer's vocabulary): that request fails, the
+// server and the rest of the batch go on.
+Event DecodeFailed(const std::exception& e) {
+  return ErrorEvent(
+      500, std::string("cannot decode the generated tokens: ") + e.what(),
+      "server_error", "");
+}
+
+// For a job whose client went away: nobody reads it, but the HTTP thread
+// waiting on the job wakes up and lets the connection go (499 is nginx's
+// "client closed request").
+Event GoneEvent() {
+  return ErrorEvent(499, "the client closed the connection",
+                    "invalid_request_error", "client_closed_request");
 }
 
 // The canvas as the client sees it: the generation region ends at
@@ -63,10 +94,34 @@ bool CapDecided(const Canvas& c, int max_tokens) {
   return true;
 }
 
+// The live view's frame of a sequence after a step (or before the first).
+Event CanvasEventOf(const Generator& gen, int id, int max_tokens,
+                    Clock::time_point joined) {
+  const Canvas& c = gen.canvas(id);
+  const int begin = c.prompt_len;
+  const int end = std::min(c.gen_end, c.prompt_len + max_tokens);
+  Event e;
+  e.kind = Event::Kind::kCanvas;
+  CanvasFrame& f = e.frame;
+  f.step = c.steps_done;
+  f.total_steps = gen.total_steps(id);
+  f.elapsed_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - joined).count();
+  f.ids.assign(c.ids.begin() + begin, c.ids.begin() + end);
+  f.masked.assign(c.masked.begin() + begin, c.masked.begin() + end);
+  for (int32_t p : gen.committed(id))
+    if (p >= begin && p < end) f.committed.push_back(p - begin);
+  return e;
+}
+
 }  // namespace
 
-Scheduler::Scheduler(Engine& engine, int max_batch, int max_queue)
-    : engine_(engine), max_batch_(max_batch), max_queue_(max_queue) {}
+Scheduler::Scheduler(Engine& engine, int max_batch, int max_queue,
+                     double step_delay_ms)
+    : engine_(engine),
+      max_batch_(max_batch),
+      max_queue_(max_queue),
+      step_delay_ms_(step_delay_ms) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -123,7 +178,13 @@ void Scheduler::Loop() {
     const bool stopped = l.stream.stopped() ||
                          (r.hit_eos && !capped && int(r.tokens.size()) < cap);
     Event text;
-    text.text = l.stream.Finish(r.tokens);
+    try {
+      text.text = l.stream.Finish(r.tokens);
+    } catch (const std::exception& e) {
+      ++metrics_.failed;
+      l.job->Push(DecodeFailed(e));
+      return;
+    }
     if (!text.text.empty()) l.job->Push(text);
     Event done;
     done.kind = Event::Kind::kDone;
@@ -152,8 +213,9 @@ void Scheduler::Loop() {
     }
     int admitted = 0;
     for (std::shared_ptr<Job>& job : admit) {
-      if (job->cancelled) {
+      if (job->ClientGone()) {
         ++metrics_.cancelled;
+        job->Push(GoneEvent());
         continue;
       }
       if (Clock::now() > job->deadline) {
@@ -165,7 +227,8 @@ void Scheduler::Loop() {
       auto l = std::make_unique<Live>(
           Live{job, -1,
                PrefixStreamer(engine_.tokenizer(), job->req.opt.eos_ids,
-                              job->req.stop)});
+                              job->req.stop),
+               Clock::now()});
       try {
         l->id = gen.Add(job->req.prompt, job->req.opt);
       } catch (const Error& e) {
@@ -179,6 +242,8 @@ void Scheduler::Loop() {
       Event started;
       started.kind = Event::Kind::kStarted;
       job->Push(std::move(started));
+      if (job->req.diffusing)
+        job->Push(CanvasEventOf(gen, l->id, job->req.max_tokens, l->joined));
       live.push_back(std::move(l));
       ++admitted;
     }
@@ -190,10 +255,11 @@ void Scheduler::Loop() {
     // Drop the cancelled and the late before paying for their step.
     const Clock::time_point now = Clock::now();
     for (auto& l : live) {
-      if (l->job->cancelled) {
+      if (l->job->ClientGone()) {
         ++metrics_.cancelled;
         if (!gen.Done(l->id)) gen.Cancel(l->id);
         gen.Remove(l->id);
+        l->job->Push(GoneEvent());  // wakes its HTTP thread, if it waits
         l.reset();
       } else if (now > l->job->deadline) {
         ++metrics_.timed_out;
@@ -211,6 +277,9 @@ void Scheduler::Loop() {
       continue;
     }
 
+    if (step_delay_ms_ > 0)
+      std::this_thread::sleep_for(
+          std::chrono::duration<double, std::milli>(step_delay_ms_));
     const Clock::time_point t0 = Clock::now();
     bool stepped = false;
     try {
@@ -239,8 +308,18 @@ void Scheduler::Loop() {
     for (auto& l : live) {
       const Canvas& c = gen.canvas(l->id);
       const int cap = l->job->req.max_tokens;
+      if (l->job->req.diffusing && stepped)
+        l->job->Push(CanvasEventOf(gen, l->id, cap, l->joined));
       Event piece;
-      piece.text = l->stream.OnStep(Capped(c, cap, &scratch));
+      try {
+        piece.text = l->stream.OnStep(Capped(c, cap, &scratch));
+      } catch (const std::exception& e) {
+        ++metrics_.failed;
+        const Event err = DecodeFailed(e);
+        retire(*l, &err);
+        l.reset();
+        continue;
+      }
       if (!piece.text.empty()) l->job->Push(std::move(piece));
       if (gen.Done(l->id) || l->stream.stopped() || CapDecided(c, cap)) {
         retire(*l, nullptr);

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,7 @@ struct Event {
   enum class Kind {
     kStarted,  // joined the batch (no error can come before text now)
     kText,     // newly final text
+    kCanvas,   // the canvas after a step (requests with `diffusing`)
     kDone,     // finish_reason and usage set
     kError,    // status and error set; nothing follows
   };
@@ -39,6 +41,7 @@ struct Event {
   Usage usage;
   int status = 0;
   std::string error_json;
+  CanvasFrame frame;  // kCanvas
 };
 
 // One request's mailbox between the scheduler and its HTTP thread.
@@ -52,6 +55,15 @@ class Job {
   // the sequence at its next step.
   std::atomic<bool> cancelled{false};
 
+  // A check the scheduler runs before each step of this job (and before
+  // admitting it): true when the client has gone away. The HTTP thread sets
+  // it while it holds the connection and clears it before letting go, so
+  // the check never runs on a connection that is no longer this job's.
+  void SetClientGoneProbe(std::function<bool()> probe);
+  void ClearClientGoneProbe() { SetClientGoneProbe(nullptr); }
+  // Runs the probe; true (and `cancelled` set) when the client is gone.
+  bool ClientGone();
+
   void Push(Event e);
   // The next event, or false when none came before `until`.
   bool Pop(Event* e, Clock::time_point until);
@@ -60,6 +72,8 @@ class Job {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> events_;
+  std::mutex probe_mu_;
+  std::function<bool()> probe_;
 };
 
 // Counters for /metrics (Prometheus text).
@@ -81,7 +95,9 @@ struct Metrics {
 
 class Scheduler {
  public:
-  Scheduler(Engine& engine, int max_batch, int max_queue);
+  // step_delay_ms: see ServerOptions (testing).
+  Scheduler(Engine& engine, int max_batch, int max_queue,
+            double step_delay_ms = 0);
   ~Scheduler();
   void Start();
   // Ends every job with a 503 and joins the thread.
@@ -99,6 +115,7 @@ class Scheduler {
 
   Engine& engine_;
   const int max_batch_, max_queue_;
+  const double step_delay_ms_;
   Metrics metrics_;
   std::mutex mu_;
   std::condition_variable cv_;

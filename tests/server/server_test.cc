@@ -1,10 +1,16 @@
 // `dllm serve` end to end: the real binary on a loopback port, driven with
 // httplib's client (every bad-input case, streaming, batching) and with the
 // official `openai` npm package (scripts/server/).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -79,6 +85,21 @@ std::pair<std::string, std::string> StreamText(const std::string& body,
   }
   EXPECT_TRUE(done) << body;
   return {text, reason};
+}
+
+// The canvases of a `diffusing` stream: the data of its `event: canvas`
+// events, in order.
+std::vector<json> CanvasFrames(const std::string& body) {
+  std::vector<json> out;
+  const std::string head = "event: canvas\ndata: ";
+  size_t pos = 0;
+  while ((pos = body.find(head, pos)) != std::string::npos) {
+    const size_t start = pos + head.size();
+    const size_t end = body.find("\n\n", start);
+    out.push_back(json::parse(body.substr(start, end - start)));
+    pos = end;
+  }
+  return out;
 }
 
 class Serve : public ::testing::Test {
@@ -183,6 +204,125 @@ TEST_F(Serve, StreamGivesTheSameText) {
   }
 }
 
+TEST_F(Serve, DiffusingStreamsEveryCanvas) {
+  const int n = 24;
+  json req = {{"prompt", "ROMEO:"}, {"max_tokens", n},    {"steps", 12},
+              {"block_length", 8},  {"temperature", 0.7}, {"seed", 9},
+              {"ban_eos", true}};
+  Reply plain = Post(port_, "/v1/completions", req.dump());
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  const std::string text = json::parse(plain.body)["choices"][0]["text"];
+  req["stream"] = true;
+  Reply streamed = Post(port_, "/v1/completions", req.dump());
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  // Without `diffusing` a stream is plain OpenAI: no named events.
+  EXPECT_EQ(streamed.body.find("event:"), std::string::npos);
+  req["diffusing"] = true;
+  Reply diffusing = Post(port_, "/v1/completions", req.dump());
+  ASSERT_EQ(diffusing.status, 200) << diffusing.body;
+  // The same text as ever, and the canvases beside it.
+  EXPECT_EQ(StreamText(diffusing.body, false).first, text);
+  std::vector<json> frames = CanvasFrames(diffusing.body);
+  ASSERT_EQ(frames.size(), 13u) << diffusing.body;  // before step 1, then 12
+  const json& f0 = frames[0];
+  EXPECT_EQ(f0["object"], "text_completion.canvas");
+  EXPECT_EQ(f0["model"], "shakespeare-mdm");
+  EXPECT_TRUE(f0["id"].get<std::string>().rfind("cmpl-", 0) == 0);
+  EXPECT_EQ(f0["step"], 0);
+  EXPECT_EQ(f0["total_steps"], 12);
+  EXPECT_EQ(f0["masked"], n);
+  EXPECT_EQ(f0["committed"], json::array());
+  ASSERT_EQ(f0["tokens"].size(), size_t(n));
+  for (int i = 0; i < n; ++i) {
+    EXPECT_TRUE(f0["tokens"][i].is_null());
+    EXPECT_EQ(f0["ids"][i], 1);  // the model's mask id
+  }
+  for (size_t k = 1; k < frames.size(); ++k) {
+    SCOPED_TRACE("frame " + std::to_string(k));
+    const json &a = frames[k - 1], &b = frames[k];
+    EXPECT_EQ(b["id"], f0["id"]);
+    EXPECT_EQ(b["step"], int(k));
+    EXPECT_GE(b["elapsed_ms"].get<double>(), a["elapsed_ms"].get<double>());
+    // `committed` is exactly the positions that lost their mask at this
+    // step; decided positions never change.
+    json fresh = json::array();
+    int masked = 0;
+    for (int i = 0; i < n; ++i) {
+      const bool was = a["tokens"][i].is_null(), is = b["tokens"][i].is_null();
+      EXPECT_FALSE(!was && is) << "position " << i << " was masked again";
+      if (was && !is) fresh.push_back(i);
+      if (!was) EXPECT_EQ(b["ids"][i], a["ids"][i]);
+      masked += is;
+    }
+    EXPECT_EQ(b["committed"], fresh);
+    EXPECT_EQ(b["masked"], masked);
+    EXPECT_EQ(fresh.size(), 2u);  // 24 tokens in 12 steps
+  }
+  // The last canvas is the answer: its pieces spell the text, and its ids
+  // are what `dllm generate` makes with the same options.
+  const json& last = frames.back();
+  EXPECT_EQ(last["masked"], 0);
+  std::string spelled, ids;
+  for (int i = 0; i < n; ++i) {
+    spelled += last["tokens"][i].get<std::string>();
+    ids += (i ? " " : "") + std::to_string(last["ids"][i].get<int>());
+  }
+  EXPECT_EQ(spelled, text);
+  test::CommandResult cli = test::RunShell(
+      std::string("(") + DLLM_CLI_PATH + " generate -m " + kModel +
+      " -p ROMEO: --gen-length 24 --steps 12 --block-length 8 "
+      "--temperature 0.7 --seed 9 --ban-eos --print-ids 2>/dev/null)");
+  ASSERT_EQ(cli.code, 0) << cli.out;
+  EXPECT_EQ(cli.out, ids + "\n");
+
+  // Chat too, with its own object name.
+  json chat = {{"messages", {{{"role", "user"}, {"content", "What news?"}}}},
+               {"max_tokens", 16},
+               {"seed", 4}};
+  Reply chat_plain = Post(port_, "/v1/chat/completions", chat.dump());
+  ASSERT_EQ(chat_plain.status, 200) << chat_plain.body;
+  chat["stream"] = true;
+  chat["diffusing"] = true;
+  Reply chat_diff = Post(port_, "/v1/chat/completions", chat.dump());
+  ASSERT_EQ(chat_diff.status, 200) << chat_diff.body;
+  EXPECT_EQ(StreamText(chat_diff.body, true).first,
+            json::parse(chat_plain.body)["choices"][0]["message"]["content"]);
+  frames = CanvasFrames(chat_diff.body);
+  ASSERT_GE(frames.size(), 2u);
+  EXPECT_EQ(frames[0]["object"], "chat.completion.canvas");
+  EXPECT_GT(frames[0]["masked"].get<int>(), frames.back()["masked"].get<int>());
+}
+
+TEST_F(Serve, WebPageAndProps) {
+  httplib::Client c = Client(port_);
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  const std::string& html = page->body;
+  EXPECT_EQ(html.rfind("<!doctype html>", 0), 0u);
+  EXPECT_NE(html.find("id=\"canvas\""), std::string::npos);
+  EXPECT_NE(html.find("diffusing: true"), std::string::npos);
+  // Self-contained: nothing is fetched from elsewhere.
+  for (const char* external :
+       {"http://", "https://", "src=", "<link", "@import"})
+    EXPECT_EQ(html.find(external), std::string::npos) << external;
+  auto props = c.Get("/props");
+  ASSERT_TRUE(props);
+  ASSERT_EQ(props->status, 200);
+  json p = json::parse(props->body);
+  EXPECT_EQ(p["model"], "shakespeare-mdm");
+  EXPECT_EQ(p["context_length"], 256);
+  EXPECT_EQ(p["chat"], true);
+  EXPECT_EQ(p["api_key_required"], false);
+  // The model's generation_config.json: 64 tokens in blocks of 8, 32 steps.
+  const json& d = p["default_generation_settings"];
+  EXPECT_EQ(d["gen_length"], 64);
+  EXPECT_EQ(d["block_length"], 8);
+  EXPECT_EQ(d["steps"], 32);
+  EXPECT_EQ(d["sampler"], "low-confidence");
+}
+
 TEST_F(Serve, StopStringsCutTheText) {
   const std::string base =
       R"("prompt": "ROMEO:", "max_tokens": 64, "temperature": 0.7, "seed": 3)";
@@ -271,6 +411,10 @@ TEST_F(Serve, BadInputGetsOpenAiErrors) {
       {c.c_str(), R"({"prompt": "a", "stop": 5})", 400, "stop", ""},
       {c.c_str(), R"({"prompt": "a", "stop": [""]})", 400, "stop", ""},
       {c.c_str(), R"({"prompt": "a", "stream": "yes"})", 400, "stream", ""},
+      {c.c_str(), R"({"prompt": "a", "diffusing": true})", 400, "diffusing",
+       ""},
+      {c.c_str(), R"({"prompt": "a", "stream": true, "diffusing": 1})", 400,
+       "diffusing", ""},
       {c.c_str(), R"({"prompt": "a", "suffix": 3})", 400, "suffix", ""},
       {c.c_str(), R"({"prompt": "a", "n": 2})", 400, "n", ""},
       {c.c_str(), R"({"prompt": "a", "max_tokens": 16, "block_length": 7})",
@@ -353,8 +497,11 @@ TEST_F(Serve, ConcurrentRequestsEqualTheirSoloResults) {
 }
 
 TEST(ServeLimits, FullQueueIs429AndGoneClientsAreCancelled) {
+  // 20 ms per step: the holder's 240 steps keep it running for seconds
+  // however fast (or loaded) the machine, so the 429 below cannot race it.
   test::ServeProcess s("-m " + kModel +
-                       " --quiet -t 1 --max-batch 1 --max-queue 0");
+                       " --quiet -t 1 --max-batch 1 --max-queue 0"
+                       " --step-delay-ms 20");
   ASSERT_GT(s.port(), 0) << s.log();
   // A long streamed request holds the only place...
   std::promise<void> started, release;
@@ -397,6 +544,107 @@ TEST(ServeLimits, FullQueueIs429AndGoneClientsAreCancelled) {
                   R"({"prompt": "ROMEO:", "max_tokens": 8})");
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(Metric(s.port(), "dllm_requests_rejected_total"), 1);
+}
+
+// A client that sends a (non-streamed) request and hangs up before the
+// answer: the scheduler sees the closed connection before its next step.
+TEST(ServeLimits, GoneNonStreamingClientIsCancelled) {
+  test::ServeProcess s("-m " + kModel +
+                       " --quiet -t 1 --max-batch 1 --max-queue 0");
+  ASSERT_GT(s.port(), 0) << s.log();
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(s.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // 240 steps: several seconds of work.
+  const std::string body =
+      R"({"prompt": "ROMEO:", "max_tokens": 240, "steps": 240, "ban_eos": true})";
+  const std::string request =
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(write(fd, request.data(), request.size()), ssize_t(request.size()));
+  // Hang up once it is being generated.
+  auto wait_for = [&](const char* metric, double at_least) {
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (Metric(s.port(), metric) < at_least &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Metric(s.port(), metric);
+  };
+  ASSERT_GE(wait_for("dllm_steps_total", 2), 2) << "it did not start";
+  close(fd);
+  const double steps_at_close = Metric(s.port(), "dllm_steps_total");
+  EXPECT_EQ(wait_for("dllm_requests_cancelled_total", 1), 1);
+  const double steps_at_cancel = Metric(s.port(), "dllm_steps_total");
+  EXPECT_LT(steps_at_cancel - steps_at_close, 20)
+      << "the generation went on after the client left";
+  EXPECT_EQ(Metric(s.port(), "dllm_requests_finished_total"), 0);
+  EXPECT_EQ(Metric(s.port(), "dllm_batch_size"), 0);
+  // The place is free again, and a client that stays gets its answer.
+  Reply ok = Post(s.port(), "/v1/completions",
+                  R"({"prompt": "ROMEO:", "max_tokens": 8})");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(Metric(s.port(), "dllm_requests_finished_total"), 1);
+  EXPECT_EQ(Metric(s.port(), "dllm_requests_cancelled_total"), 1);
+}
+
+// A model that chooses ids its tokenizer lacks (a 2,048-entry vocabulary
+// with a tokenizer of 300): that request fails with a 500, streamed or not,
+// and the server goes on.
+TEST(ServeLimits, UndecodableTokensFailOnlyTheirRequest) {
+  test::TempDir dir;
+  const std::string m = dir / "m";
+  {
+    std::ofstream text(dir / "corpus.txt");
+    for (int i = 0; i < 200; ++i)
+      text << "hello there, how are you today? I am fine, thank you.\n";
+  }
+  test::CommandResult r = test::RunDllm(
+      "init --layers 2 --d-model 32 --heads 4 --ffn 64 --vocab 2048 --ctx 128 "
+      "--mask-id 3 --eos-id 1 -o " +
+      m);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::RunDllm(
+      "tokenizer train --vocab-size 300 --special "
+      "'<|endoftext|>,<|im_end|>,<|im_start|>,<|mask|>' " +
+      (dir / "corpus.txt") + " -o " + m + "/tokenizer.json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  test::ServeProcess s("-m " + m + " --quiet -t 1");
+  ASSERT_GT(s.port(), 0) << s.log();
+  const std::string req =
+      R"({"prompt": "hello", "max_tokens": 16, "temperature": 1, "ban_eos": true, "seed": 1)";
+  Reply plain = Post(s.port(), "/v1/completions", req + "}");
+  EXPECT_EQ(plain.status, 500) << plain.body;
+  json e = json::parse(plain.body);
+  EXPECT_EQ(e["error"]["type"], "server_error");
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("out of range"),
+            std::string::npos)
+      << plain.body;
+  // Streamed, with the canvases (which show such ids as <id>): the error
+  // comes as an event after the headers.
+  Reply streamed = Post(s.port(), "/v1/completions",
+                        req + R"(, "stream": true, "diffusing": true})");
+  EXPECT_EQ(streamed.status, 200);
+  EXPECT_NE(streamed.body.find("data: {\"error\""), std::string::npos)
+      << streamed.body;
+  EXPECT_NE(streamed.body.find("data: [DONE]"), std::string::npos);
+  bool odd_id = false;
+  for (const json& f : CanvasFrames(streamed.body))
+    for (const json& t : f["tokens"])
+      odd_id |= t.is_string() && t.get<std::string>().size() > 1 &&
+                t.get<std::string>()[0] == '<' &&
+                std::isdigit((unsigned char)t.get<std::string>()[1]);
+  EXPECT_TRUE(odd_id) << streamed.body;
+  httplib::Client c = Client(s.port());
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h) << s.log();
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(Metric(s.port(), "dllm_requests_failed_total"), 2);
 }
 
 TEST(ServeLimits, DeadlineAndApiKey) {

@@ -54,6 +54,10 @@ int RunServe(int argc, char** argv) {
   a.Option("--model-name", "NAME",
            "the model id clients use (default: the folder's name)");
   a.Flag("--quiet", "no line per request on stderr");
+  a.Option("--step-delay-ms", "MS",
+           "testing: wait MS before every denoising step (holds requests "
+           "open in tests)",
+           "0");
   AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_USAGE_CHECK(a.Has("--model"), "serve: -m DIR is required");
@@ -68,6 +72,7 @@ int RunServe(int argc, char** argv) {
   o.timeout_seconds = a.GetDouble("--timeout", 0.001, 1e7);
   o.max_body_bytes = size_t(a.GetInt("--max-body", 1024, int64_t(1) << 32));
   o.model_name = a.Get("--model-name");
+  o.step_delay_ms = a.GetDouble("--step-delay-ms", 0, 1e4);
   o.log_requests = !a.GetFlag("--quiet");
   // SIGINT and SIGTERM end the server cleanly. Any thread may take the
   // signal (OpenBLAS starts threads before main), so the handler only

@@ -24,12 +24,14 @@ using VF = hn::Vec<DF>;
 
 // Weight rows per tile, and the most x^T vectors a tile spans: 6 x 4
 // accumulators + 4 loads + 1 broadcast fit AVX-512's 32 registers; targets
-// with 16 registers take 6 x 2.
-constexpr int64_t kTileRows = 6;
+// with 16 registers take 6 x 2. Few rows of x (x^T at most kWideVecs
+// vectors wide) take tiles of 12 weight rows instead, so that a tile still
+// has 24 (12) accumulators and each x^T load serves 12 FMAs.
+constexpr int64_t kTileRows = 6, kWideTileRows = 12;
 #if HWY_TARGET <= HWY_AVX3
-constexpr int64_t kMaxVecs = 4;
+constexpr int64_t kMaxVecs = 4, kWideVecs = 2;
 #else
-constexpr int64_t kMaxVecs = 2;
+constexpr int64_t kMaxVecs = 2, kWideVecs = 1;
 #endif
 // Depth of one pass over k: a tile's converted weight rows (6 x kc floats,
 // 24 KB) stay in L1, its x^T slice (kc x 64 floats, 256 KB) in L2. Models
@@ -87,53 +89,64 @@ void PackTransposedImpl(const float* x, int64_t M, int64_t K, int64_t k0,
   }
 }
 
-// out (kTileRows, NV lanes-vectors) = w rows . x^T columns over kc steps.
+// out (R, NV lanes-vectors) = w rows . x^T columns over kc steps.
 // xt: x^T at (k0, m0), rows ldx apart; w[r]: fp32 weight row r at k0.
-template <int64_t NV>
+template <int64_t R, int64_t NV>
 HWY_INLINE void Tile(const float* HWY_RESTRICT xt, int64_t ldx,
                      const float* const* w, int64_t kc,
                      float* HWY_RESTRICT out) {
   const DF d;
   const int64_t L = hn::Lanes(d);
-  VF acc[kTileRows][NV];
-  for (int64_t r = 0; r < kTileRows; ++r)
+  VF acc[R][NV];
+  for (int64_t r = 0; r < R; ++r)
     for (int64_t v = 0; v < NV; ++v) acc[r][v] = hn::Zero(d);
-  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4],
-              *w5 = w[5];
+  const float* wl[R];
+  for (int64_t r = 0; r < R; ++r) wl[r] = w[r];
   for (int64_t k = 0; k < kc; ++k) {
     VF xv[NV];
     for (int64_t v = 0; v < NV; ++v) xv[v] = hn::LoadU(d, xt + k * ldx + v * L);
-    const float wk[kTileRows] = {w0[k], w1[k], w2[k], w3[k], w4[k], w5[k]};
-    for (int64_t r = 0; r < kTileRows; ++r) {
-      const VF b = hn::Set(d, wk[r]);
+    for (int64_t r = 0; r < R; ++r) {
+      const VF b = hn::Set(d, wl[r][k]);
       for (int64_t v = 0; v < NV; ++v)
         acc[r][v] = hn::MulAdd(b, xv[v], acc[r][v]);
     }
   }
-  for (int64_t r = 0; r < kTileRows; ++r)
+  for (int64_t r = 0; r < R; ++r)
     for (int64_t v = 0; v < NV; ++v)
       hn::StoreU(acc[r][v], d, out + (r * NV + v) * L);
 }
 
-template <class Row>
-void GemmSliceT(const float* xT, int64_t M, int64_t Mp, int64_t K,
+// Tiles of R weight rows by up to V vectors of x^T.
+template <int64_t R, int64_t V>
+HWY_INLINE void TileUpTo(int64_t nv, const float* xt, int64_t ldx,
+                         const float* const* w, int64_t kc, float* out) {
+  if constexpr (V > 1) {
+    if (nv >= V) return Tile<R, V>(xt, ldx, w, kc, out);
+    return TileUpTo<R, V - 1>(nv, xt, ldx, w, kc, out);
+  } else {
+    return Tile<R, 1>(xt, ldx, w, kc, out);
+  }
+}
+
+template <class Row, int64_t R, int64_t V>
+void GemmSliceR(const float* xT, int64_t M, int64_t Mp, int64_t K,
                 const uint8_t* w, size_t row_bytes, int64_t n0, int64_t n1,
                 float* y, int64_t ldy, const float* bias) {
   const DF d;
   const int64_t L = hn::Lanes(d);
   const bool in_place = std::is_same<Row, F32Row>::value;
   thread_local std::vector<float> wbuf;
-  if (!in_place && wbuf.size() < size_t(kTileRows * kDepth))
-    wbuf.resize(size_t(kTileRows * kDepth));
-  alignas(64) float tile[kTileRows * kMaxVecs * 16];
+  if (!in_place && wbuf.size() < size_t(R * kDepth))
+    wbuf.resize(size_t(R * kDepth));
+  alignas(64) float tile[R * V * 16];
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
     const int64_t kc = std::min(kDepth, K - k0);
     for (int64_t mb = 0; mb < Mp; mb += kRowBlock) {
       const int64_t me = std::min(Mp, mb + kRowBlock);
-      for (int64_t nb = n0; nb < n1; nb += kTileRows) {
-        const int64_t rows = std::min(kTileRows, n1 - nb);
-        const float* wp[kTileRows];
-        for (int64_t r = 0; r < kTileRows; ++r) {
+      for (int64_t nb = n0; nb < n1; nb += R) {
+        const int64_t rows = std::min(R, n1 - nb);
+        const float* wp[R];
+        for (int64_t r = 0; r < R; ++r) {
           // Rows past the slice repeat the last one; their sums are dropped.
           const uint8_t* src =
               w + size_t(nb + std::min(r, rows - 1)) * row_bytes;
@@ -148,25 +161,9 @@ void GemmSliceT(const float* xT, int64_t M, int64_t Mp, int64_t K,
           for (; k < kc; ++k) dst[k] = Row::At(src, k0 + k);
           wp[r] = dst;
         }
-        for (int64_t m0 = mb; m0 < me; m0 += kMaxVecs * L) {
-          const int64_t nv = std::min(kMaxVecs, (me - m0) / L);
-          const float* xt = xT + k0 * Mp + m0;
-          switch (nv) {
-#if HWY_TARGET <= HWY_AVX3
-            case 4:
-              Tile<4>(xt, Mp, wp, kc, tile);
-              break;
-            case 3:
-              Tile<3>(xt, Mp, wp, kc, tile);
-              break;
-#endif
-            case 2:
-              Tile<2>(xt, Mp, wp, kc, tile);
-              break;
-            default:
-              Tile<1>(xt, Mp, wp, kc, tile);
-              break;
-          }
+        for (int64_t m0 = mb; m0 < me; m0 += V * L) {
+          const int64_t nv = std::min(V, (me - m0) / L);
+          TileUpTo<R, V>(nv, xT + k0 * Mp + m0, Mp, wp, kc, tile);
           for (int64_t v = 0; v < nv; ++v) {
             const int64_t mn = std::min(L, M - m0 - v * L);
             const int64_t step = nv * L;  // tile[(r * nv + v) * L + lane]
@@ -187,6 +184,19 @@ void GemmSliceT(const float* xT, int64_t M, int64_t Mp, int64_t K,
       }
     }
   }
+}
+
+template <class Row>
+void GemmSliceT(const float* xT, int64_t M, int64_t Mp, int64_t K,
+                const uint8_t* w, size_t row_bytes, int64_t n0, int64_t n1,
+                float* y, int64_t ldy, const float* bias) {
+  const int64_t L = hn::Lanes(DF());
+  if (Mp <= kWideVecs * L)
+    GemmSliceR<Row, kWideTileRows, kWideVecs>(xT, M, Mp, K, w, row_bytes, n0,
+                                              n1, y, ldy, bias);
+  else
+    GemmSliceR<Row, kTileRows, kMaxVecs>(xT, M, Mp, K, w, row_bytes, n0, n1, y,
+                                         ldy, bias);
 }
 
 // MR rows of x against one weight row at a time, in memory order: reading

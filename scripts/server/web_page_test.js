@@ -135,8 +135,18 @@ async function openBrowser(chromium) {
   const close = async () => {
     proc.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-    fs.rmSync(profile, { recursive: true, force: true });
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+    // Chromium's helper processes can still be writing into the profile
+    // for a moment after the browser process exits (ENOTEMPTY on rmdir):
+    // retry, and never fail the test over a temporary folder.
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    } catch (e) {
+      console.error(`web page: could not remove ${profile}: ${e.message}`);
+    }
   };
   try {
     await Promise.race([

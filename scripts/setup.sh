@@ -12,6 +12,7 @@ PACKAGES=(
   clang libclang-rt-14-dev   # libFuzzer targets
   tmux                       # the terminal test of `dllm chat`
   chromium                   # the headless-browser test of `dllm serve`'s web page
+  libopenmpi-dev openmpi-bin # data-parallel training (`mpirun -np N dllm train`)
   nodejs npm                 # tokenizer parity against the Hugging Face library
 )
 

@@ -80,6 +80,11 @@ struct GenerateOptions {
       false;  // rank positions whose choice is EOS/EoT after all others
   bool stop_at_eos =
       true;  // stop once an EOS is committed with everything before it decided
+  // The published LLaDA and Dream samplers let a position "choose" [MASK]
+  // (it then stays masked, the step's count is spent on it, and a block can
+  // end with masks in the answer). Off (the default): a choice of [MASK]
+  // falls to the best real token. On: exactly the reference behaviour.
+  bool reference_mask_choices = false;
   uint64_t seed = 0;
   // Caches for full-attention models are approximations (the cached keys go
   // stale as tokens are committed); a refresh runs every position again. A

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dllm/config.h"
@@ -73,6 +75,14 @@ class TrainableModel {
   // objective's normalisation, before grad_scale).
   double ForwardBackward(const TrainBatch& batch, Objective objective,
                          float grad_scale = 1.0f);
+  // Data-parallel training: called during ForwardBackward as ranges
+  // [offset, offset + count) of the gradients become final for the batch, in
+  // falling address order (final norm and output head, each layer from the
+  // last, the embedding), so that their all-reduce overlaps the rest of the
+  // backward pass. Every gradient lies in exactly one range. Empty: none.
+  using GradsReady = std::function<void(int64_t offset, int64_t count)>;
+  void set_grads_ready(GradsReady f) { grads_ready_ = std::move(f); }
+
   // Loss only (no gradients), for validation.
   double Loss(const TrainBatch& batch, Objective objective);
 
@@ -91,6 +101,10 @@ class TrainableModel {
   std::vector<Slot> slots_;
   std::unique_ptr<Weights> w_, g_;
   std::unique_ptr<Activations> act_;
+  GradsReady grads_ready_;
+  // The ranges reported to grads_ready_: layers 0..L-1, then the final norm
+  // and head, then the embedding.
+  std::vector<std::pair<int64_t, int64_t>> ready_ranges_;
 };
 
 // AdamW with bias correction and decoupled weight decay.

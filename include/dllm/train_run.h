@@ -48,7 +48,17 @@ struct TrainRunOptions {
   std::string save_dtype = "F32";
   int64_t stop_after = 0;  // stop (as at Ctrl-C, checkpoint saved) after this
                            // many steps; 0 = never
+  // Data-parallel runs (under mpirun): gradients are all-reduced in buckets
+  // of this many MiB as the backward pass finishes them; 0 = one all-reduce
+  // of everything after the backward pass.
+  double bucket_mb = 4;
 };
+
+// Whether this dllm was built with MPI: then `mpirun -np N dllm train ...`
+// trains data-parallel over N processes (each takes its share of every
+// batch, gradients are all-reduced, rank 0 logs, validates and saves), and
+// follows the single-process run of the same global batch step for step.
+bool HaveMpi();
 
 // Runs training; returns a process exit code (0 done, 130 interrupted).
 // Every checkpoint (and the stop) also leaves out_dir a loadable model folder:

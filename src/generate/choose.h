@@ -15,6 +15,10 @@ struct Choice {
   int32_t token = 0;
   float confidence = 0;  // higher commits earlier
   float entropy = 0;     // nats, of the distribution the token came from
+  // When token is [MASK]: the best other token under the same random draws,
+  // committed instead if the position is picked (unless the options ask
+  // for the reference samplers' behaviour); -1 otherwise.
+  int32_t fallback = -1;
 };
 
 // Purposes of random draws, so that different uses never share numbers.

@@ -84,7 +84,11 @@ void Commit(Sequence& s, const int32_t* positions, const Choice* choices, int m,
   const int n = s.picker.own_count ? 0 : std::min(s.rule->count(v), m);
   for (int j : s.picker.pick(v, n)) {
     const int p = positions[j];
-    c.ids[size_t(p)] = choices[j].token;
+    // The reference samplers let a pick of [MASK] stay masked: its share of
+    // the step is spent on nothing, and a block can end with [MASK] in the
+    // answer (the text stops there). By default the best real token goes in.
+    c.ids[size_t(p)] =
+        choices[j].fallback >= 0 ? choices[j].fallback : choices[j].token;
     if (c.ids[size_t(p)] == mask_id) continue;  // chose [MASK]: stays masked
     c.masked[size_t(p)] = 0;
     c.confidence[size_t(p)] = choices[j].confidence;
@@ -364,6 +368,16 @@ bool StepDiffusion(GeneratorState& g) {
       if (!s.rule->fixed) row[mask_id] = -INFINITY;
       choices[k] = ChooseToken(row, V, s.opt, s.eos, s.canvas.steps_done,
                                cand_pos[k], scratch);
+      // The ranking keeps the reference's scores (a [MASK] choice competes
+      // with its own probability); what a pick of it commits is decided in
+      // Commit.
+      if (choices[k].token == mask_id && !s.opt.reference_mask_choices) {
+        row[mask_id] = -INFINITY;
+        choices[k].fallback =
+            ChooseToken(row, V, s.opt, s.eos, s.canvas.steps_done, cand_pos[k],
+                        scratch)
+                .token;
+      }
     }
   });
 

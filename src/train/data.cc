@@ -61,14 +61,14 @@ SftData::SftData(const std::string& dir, int64_t vocab_size) {
 }
 
 void SampleWindows(const TokenFile& data, int64_t B, int64_t T, uint64_t seed,
-                   int64_t step, TrainBatch* out) {
+                   int64_t step, TrainBatch* out, int64_t row0) {
   DLLM_CHECK(data.size() > T, "the data has ", data.size(),
              " tokens, fewer than one window of ", T + 1);
   out->B = B, out->T = T;
   out->ids.resize(size_t(B * T));
   out->mask.clear(), out->p.clear(), out->prompt_len.clear();
   for (int64_t b = 0; b < B; ++b) {
-    const uint64_t r = RandomBits(seed, Stream(kWindow, step, b), 0);
+    const uint64_t r = RandomBits(seed, Stream(kWindow, step, row0 + b), 0);
     const int64_t start = int64_t(r % uint64_t(data.size() - T));
     for (int64_t t = 0; t < T; ++t)
       out->ids[size_t(b * T + t)] = int32_t(data.data()[start + t]);
@@ -92,7 +92,7 @@ void FixedWindows(const TokenFile& data, int64_t B, int64_t T, int64_t first,
 }
 
 void SampleSft(const SftData& data, int64_t B, int64_t T, int32_t eos,
-               uint64_t seed, int64_t step, TrainBatch* out) {
+               uint64_t seed, int64_t step, TrainBatch* out, int64_t row0) {
   out->B = B, out->T = T;
   out->ids.assign(size_t(B * T), eos);
   out->prompt_len.assign(size_t(B), 0);
@@ -100,7 +100,7 @@ void SampleSft(const SftData& data, int64_t B, int64_t T, int32_t eos,
   const auto& recs = data.records();
   for (int64_t b = 0; b < B; ++b) {
     const SftRecord& r =
-        recs[RandomBits(seed, Stream(kSft, step, b), 0) % recs.size()];
+        recs[RandomBits(seed, Stream(kSft, step, row0 + b), 0) % recs.size()];
     const int64_t n = std::min(r.length, T);
     for (int64_t t = 0; t < n; ++t)
       out->ids[size_t(b * T + t)] = int32_t(data.tokens()[r.offset + t]);
@@ -110,7 +110,7 @@ void SampleSft(const SftData& data, int64_t B, int64_t T, int32_t eos,
 }
 
 void MaskForMDM(TrainBatch* b, uint64_t seed, int64_t step, double eps,
-                bool random_length) {
+                bool random_length, int64_t row0) {
   if (random_length && RandomUniform(seed, Stream(kCut, step, 0), 0) < 0.01) {
     // Cut every sequence of this batch to one random length.
     const int64_t T2 = 2 + int64_t(RandomBits(seed, Stream(kCut, step, 1), 0) %
@@ -125,28 +125,29 @@ void MaskForMDM(TrainBatch* b, uint64_t seed, int64_t step, double eps,
   b->mask.assign(size_t(b->B * b->T), 0);
   b->p.assign(size_t(b->B), 0.0f);
   for (int64_t s = 0; s < b->B; ++s) {
-    const double t = RandomUniform(seed, Stream(kTime, step, s), 0);
+    const double t = RandomUniform(seed, Stream(kTime, step, row0 + s), 0);
     const double p = (1.0 - eps) * t + eps;
     b->p[size_t(s)] = float(p);
     const int64_t first = b->prompt_len.empty() ? 0 : b->prompt_len[size_t(s)];
     int n = 0;
     for (int64_t i = first; i < b->T; ++i) {
       const bool m =
-          RandomUniform(seed, Stream(kMask, step, s), uint64_t(i)) < p;
+          RandomUniform(seed, Stream(kMask, step, row0 + s), uint64_t(i)) < p;
       b->mask[size_t(s * b->T + i)] = m;
       n += m;
     }
     if (n == 0) {  // at least one masked position, chosen at random
       const int64_t i =
-          first + int64_t(RandomBits(seed, Stream(kMask, step, s), 1u << 30) %
-                          uint64_t(b->T - first));
+          first +
+          int64_t(RandomBits(seed, Stream(kMask, step, row0 + s), 1u << 30) %
+                  uint64_t(b->T - first));
       b->mask[size_t(s * b->T + i)] = 1;
     }
   }
 }
 
 void MaskForBD(TrainBatch* b, int64_t block, uint64_t seed, int64_t step,
-               double eps) {
+               double eps, int64_t row0) {
   DLLM_CHECK(block >= 1, "bd masking: block size ", block);
   const int64_t nb = (b->T + block - 1) / block;
   b->mask.assign(size_t(b->B * b->T), 0);
@@ -156,12 +157,13 @@ void MaskForBD(TrainBatch* b, int64_t block, uint64_t seed, int64_t step,
     for (int64_t k = 0; k < nb; ++k) {
       // One t per block (BD3-LM): every block is its own diffusion problem,
       // conditioned on the clean blocks before it.
-      const double t = RandomUniform(seed, Stream(kTime, step, s), uint64_t(k));
+      const double t =
+          RandomUniform(seed, Stream(kTime, step, row0 + s), uint64_t(k));
       const double p = (1.0 - eps) * t + eps;
       b->block_p[size_t(s * nb + k)] = float(p);
       for (int64_t i = k * block; i < std::min(b->T, (k + 1) * block); ++i)
         b->mask[size_t(s * b->T + i)] =
-            RandomUniform(seed, Stream(kMask, step, s), uint64_t(i)) < p;
+            RandomUniform(seed, Stream(kMask, step, row0 + s), uint64_t(i)) < p;
     }
 }
 

@@ -43,28 +43,33 @@ class SftData {
   std::vector<SftRecord> records_;
 };
 
+// Rows row0 .. row0 + B - 1 of a step's batch: random choices are keyed by
+// the row's index in the whole (global) batch, so that the ranks of a
+// data-parallel job, each sampling its own rows, together draw exactly the
+// batch one process would.
+//
 // B windows of T consecutive tokens at random offsets (pre-training).
 void SampleWindows(const TokenFile& data, int64_t B, int64_t T, uint64_t seed,
-                   int64_t step, TrainBatch* out);
+                   int64_t step, TrainBatch* out, int64_t row0 = 0);
 // B evenly spaced, fixed windows (validation).
 void FixedWindows(const TokenFile& data, int64_t B, int64_t T, int64_t first,
                   int64_t count, TrainBatch* out);
 // B SFT records, truncated to T or padded with `eos` (padding is answer).
 void SampleSft(const SftData& data, int64_t B, int64_t T, int32_t eos,
-               uint64_t seed, int64_t step, TrainBatch* out);
+               uint64_t seed, int64_t step, TrainBatch* out, int64_t row0 = 0);
 
 // LLaDA's forward process: per sequence t ~ U(0, 1), p = (1 - eps) t + eps,
 // each position (past the prompt, for SFT) masked with probability p; at
 // least one position is masked. With `random_length`, 1% of batches are cut
 // to a random length in [2, T].
 void MaskForMDM(TrainBatch* b, uint64_t seed, int64_t step, double eps,
-                bool random_length);
+                bool random_length, int64_t row0 = 0);
 // BD3-LM's forward process: per block of `block` tokens t ~ U(0, 1),
 // p = (1 - eps) t + eps (so p ~ U(eps, 1)), each token of the block masked
 // with probability p; fills mask and block_p. No forced mask: a batch with
 // none has loss 0, which keeps the estimator unbiased.
 void MaskForBD(TrainBatch* b, int64_t block, uint64_t seed, int64_t step,
-               double eps);
+               double eps, int64_t row0 = 0);
 // The same with a fixed t for every sequence (validation grid); with
 // block > 0 also block_p, t in every block.
 void MaskAtT(TrainBatch* b, double t, uint64_t seed, int64_t draw,

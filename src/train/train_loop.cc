@@ -15,7 +15,9 @@
 #include "dllm/timer.h"
 #include "dllm/train_run.h"
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/data.h"
+#include "train/grad_sync.h"
 #include "train/run_files.h"
 
 namespace dllm {
@@ -111,6 +113,8 @@ void ValidateOptions(const TrainRunOptions& o) {
               o.log_every);
   OptionCheck(o.stop_after >= 0, "--stop-after must be 0 (never) or more, got ",
               o.stop_after);
+  OptionCheck(std::isfinite(o.bucket_mb) && o.bucket_mb >= 0,
+              "--bucket-mb must be 0 (no overlap) or more, got ", o.bucket_mb);
   // Checked here rather than when the model is written, after all the steps.
   OptionCheck(o.save_dtype == "F32" || o.save_dtype == "BF16",
               "--save-dtype must be F32 or BF16, got '", o.save_dtype, "'");
@@ -195,9 +199,14 @@ constexpr const char* kLogHeader =
 
 }  // namespace
 
-EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
-                         int64_t context, int64_t windows, int64_t grid,
-                         int64_t draws, uint64_t seed) {
+namespace {
+
+// The validation estimate; with several ranks each computes every size-th
+// piece (a batch of windows at one t and draw) and the sums are added up.
+EvalResult EvaluateModelOn(Comm& comm, TrainableModel& model,
+                           const std::string& data_dir, int64_t context,
+                           int64_t windows, int64_t grid, int64_t draws,
+                           uint64_t seed) {
   DLLM_CHECK(context >= 2 && windows >= 1 && grid >= 1 && draws >= 1,
              "evaluation needs context >= 2 and at least one window, t value "
              "and mask draw");
@@ -210,15 +219,17 @@ EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
   const int64_t block = model.config().block_size;
   const int64_t T = std::min<int64_t>(context, val.size());
   const int64_t per_batch = std::min<int64_t>(8, windows);
-  double sum = 0;
-  int64_t n = 0;
+  double sum = 0, n = 0;
+  int64_t piece = 0;
+  auto mine = [&] { return piece++ % comm.size() == comm.rank(); };
   for (int64_t w0 = 0; w0 < windows; w0 += per_batch) {
     const int64_t B = std::min(per_batch, windows - w0);
     TrainBatch b;
     FixedWindows(val, B, T, w0, windows, &b);
     if (ar) {
+      if (!mine()) continue;
       sum += model.Loss(b, Objective::kAR) * double(B);
-      n += B;
+      n += double(B);
       continue;
     }
     // NELBO: a fixed midpoint grid over t, several mask draws at each. For
@@ -227,15 +238,18 @@ EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
     // them on the grid.
     for (int64_t g = 0; g < grid; ++g)
       for (int64_t d = 0; d < draws; ++d) {
+        if (!mine()) continue;
         MaskAtT(&b, (double(g) + 0.5) / double(grid), seed,
                 g * draws + d + 1000 * w0, block);
         sum += model.Loss(b, block > 0 ? Objective::kBD : Objective::kMDM) *
                double(B);
-        n += B;
+        n += double(B);
       }
   }
+  double both[2] = {sum, n};
+  comm.AllReduceSum(both, 2);
   EvalResult r;
-  r.nats_per_token = sum / double(std::max<int64_t>(n, 1));
+  r.nats_per_token = both[0] / std::max(both[1], 1.0);
   r.tokens = windows * T;
   const double bytes_per_token =
       double(meta.val_bytes) / double(std::max<int64_t>(meta.val_tokens, 1));
@@ -243,14 +257,98 @@ EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
   return r;
 }
 
+}  // namespace
+
+EvalResult EvaluateModel(TrainableModel& model, const std::string& data_dir,
+                         int64_t context, int64_t windows, int64_t grid,
+                         int64_t draws, uint64_t seed) {
+  return EvaluateModelOn(*MakeSingleProcessComm(), model, data_dir, context,
+                         windows, grid, draws, seed);
+}
+
+namespace {
+
+// FNV-1a over the parameters' bytes: ranks that applied the same updates to
+// the same start hold the same bits.
+uint64_t ParamsHash(const TrainableModel& m) {
+  uint64_t h = 1469598103934665603ull;
+  const auto* p =
+      reinterpret_cast<const unsigned char*>(m.param_vector().data());
+  for (size_t i = 0; i < m.param_vector().size() * 4; ++i)
+    h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+// Rank 0's model, moments and step on every rank. The others build the
+// model from rank 0's config.json (so only rank 0 reads checkpoints and
+// initial models: they need not be on every machine).
+void ShareStart(Comm& comm, std::unique_ptr<TrainableModel>* model,
+                std::unique_ptr<AdamW>* opt, int64_t* start,
+                const TrainRunOptions& o) {
+  std::string config =
+      comm.rank() == 0 ? ModelConfigToJson((*model)->config()) : std::string();
+  int64_t head[2] = {int64_t(config.size()), *start};
+  comm.Broadcast(head, sizeof(head), 0);
+  config.resize(size_t(head[0]));
+  comm.Broadcast(config.data(), head[0], 0);
+  *start = head[1];
+  if (comm.rank() != 0) {
+    *model = std::make_unique<TrainableModel>(
+        ParseModelConfig(config, "rank 0's model"), o.seed);
+    *opt = std::make_unique<AdamW>(
+        (*model)->num_params(),
+        AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});
+  }
+  const int64_t n = (*model)->num_params();
+  comm.Broadcast((*model)->params(), n * 4, 0);
+  comm.Broadcast((*opt)->m().data(), n * 4, 0);
+  comm.Broadcast((*opt)->v().data(), n * 4, 0);
+}
+
+int RunTrainingOn(Comm& comm, const TrainRunOptions& o);
+
+}  // namespace
+
+bool HaveMpi() {
+#ifdef DLLM_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
 int RunTraining(const TrainRunOptions& o) {
+  if (!LaunchedByMpiLauncher())
+    return RunTrainingOn(*MakeSingleProcessComm(), o);
+  std::unique_ptr<Comm> comm = MakeMpiComm();
+  try {
+    return RunTrainingOn(*comm, o);
+  } catch (const std::exception& e) {
+    // One rank's error ends the job: the others would wait for it in the
+    // next collective forever.
+    std::fprintf(stderr, "error: train (rank %d of %d): %s\n", comm->rank(),
+                 comm->size(), e.what());
+    std::fflush(stderr);
+    comm->Abort(dynamic_cast<const TrainOptionError*>(&e) ? 2 : 1);
+  }
+  return 1;  // not reached: Abort ends the process
+}
+
+namespace {
+
+int RunTrainingOn(Comm& comm, const TrainRunOptions& o) {
   ValidateOptions(o);
+  const int nranks = comm.size(), rank = comm.rank();
+  const bool lead = rank == 0;  // logs, validates, writes every file
+  OptionCheck(o.batch >= nranks, "--batch ", o.batch, " is smaller than the ",
+              nranks, " processes: each needs at least one sequence");
   const DataMeta meta = ReadDataMeta(o.data_dir);
-  if (mkdir(o.out_dir.c_str(), 0755) != 0 && errno != EEXIST)
+  if (lead && mkdir(o.out_dir.c_str(), 0755) != 0 && errno != EEXIST)
     Fail(o.out_dir, ": cannot create folder: ", std::strerror(errno));
-  for (const std::string& name : RemoveStaleTempFiles(o.out_dir))
-    std::fprintf(stderr, "train: removed %s/%s, left by a killed save\n",
-                 o.out_dir.c_str(), name.c_str());
+  if (lead)
+    for (const std::string& name : RemoveStaleTempFiles(o.out_dir))
+      std::fprintf(stderr, "train: removed %s/%s, left by a killed save\n",
+                   o.out_dir.c_str(), name.c_str());
   const std::string ckpt = o.out_dir + "/checkpoint.safetensors";
   const std::string csv = o.out_dir + "/train_log.csv";
   const nlohmann::json run = {{"objective", ObjectiveName(o.objective)},
@@ -271,7 +369,9 @@ int RunTraining(const TrainRunOptions& o) {
   std::unique_ptr<TrainableModel> model;
   int64_t start = 0;
   std::unique_ptr<AdamW> opt;
-  if (o.resume) {
+  if (!lead) {
+    // Everything comes from rank 0 (ShareStart, below).
+  } else if (o.resume) {
     DLLM_CHECK(FileExists(ckpt), ckpt, ": no checkpoint to resume from");
     CheckpointMeta cm = ReadCheckpointMeta(ckpt);
     auto saved = nlohmann::json::parse(cm.run_json, nullptr, false);
@@ -337,6 +437,7 @@ int RunTraining(const TrainRunOptions& o) {
         model->num_params(),
         AdamWOptions{0.9f, 0.95f, 1e-8f, float(o.weight_decay)});
   }
+  if (nranks > 1) ShareStart(comm, &model, &opt, &start, o);
   const ModelConfig& c = model->config();
   DLLM_CHECK(c.vocab_size >= meta.vocab_size, o.data_dir,
              ": the data's vocabulary (", meta.vocab_size,
@@ -372,7 +473,8 @@ int RunTraining(const TrainRunOptions& o) {
   const bool have_val = o.objective != Objective::kMDMSFT &&
                         meta.val_tokens >= 2 &&
                         FileExists(o.data_dir + "/val.bin");
-  if (!have_val && o.objective != Objective::kMDMSFT && o.eval_every > 0)
+  if (lead && !have_val && o.objective != Objective::kMDMSFT &&
+      o.eval_every > 0)
     std::fprintf(
         stderr,
         "train: %s has no validation split; training without validation\n",
@@ -380,39 +482,55 @@ int RunTraining(const TrainRunOptions& o) {
 
   // The log holds the steps up to the checkpoint: the ones after it (run
   // before a kill) are about to be run again.
-  if (start > 0) TruncateLog(csv, start, kLogHeader);
-  std::FILE* log = std::fopen(csv.c_str(), start > 0 ? "a" : "w");
-  DLLM_CHECK(log != nullptr, csv, ": cannot open for writing");
-  if (start == 0) std::fputs(kLogHeader, log);
-  // The tokenizer beside the weights, so that the folder loads as a model
-  // from the first checkpoint on (the data's, or the initial model's).
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-    const std::string from = o.data_dir + "/" + name;
-    if (FileExists(from))
-      CopyFileIfExists(from, o.out_dir + "/" + name);
-    else if (!o.init_from.empty() && !o.resume)
-      CopyFileIfExists(o.init_from + "/" + name, o.out_dir + "/" + name);
-  }
-  if (start >= o.steps)
+  std::FILE* log = nullptr;
+  if (lead) {
+    if (start > 0) TruncateLog(csv, start, kLogHeader);
+    log = std::fopen(csv.c_str(), start > 0 ? "a" : "w");
+    DLLM_CHECK(log != nullptr, csv, ": cannot open for writing");
+    if (start == 0) std::fputs(kLogHeader, log);
+    // The tokenizer beside the weights, so that the folder loads as a model
+    // from the first checkpoint on (the data's, or the initial model's).
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+      const std::string from = o.data_dir + "/" + name;
+      if (FileExists(from))
+        CopyFileIfExists(from, o.out_dir + "/" + name);
+      else if (!o.init_from.empty() && !o.resume)
+        CopyFileIfExists(o.init_from + "/" + name, o.out_dir + "/" + name);
+    }
+    if (start >= o.steps)
+      std::fprintf(stderr,
+                   "train: the checkpoint is at step %lld, already at --steps "
+                   "%lld; writing the model\n",
+                   (long long)start, (long long)o.steps);
     std::fprintf(stderr,
-                 "train: the checkpoint is at step %lld, already at --steps "
-                 "%lld; writing the model\n",
-                 (long long)start, (long long)o.steps);
-
-  std::fprintf(stderr,
-               "train: %s, %s %d layers d=%d heads %d ffn %d vocab %d: %.2fM "
-               "params | batch %lld x %lld "
-               "tokens x %lld accum | %lld steps\n",
-               ObjectiveName(o.objective), ArchName(c.arch), c.n_layers,
-               c.d_model, c.n_heads, c.d_ff, c.vocab_size,
-               double(model->num_params()) / 1e6, (long long)o.batch,
-               (long long)o.context, (long long)o.accum, (long long)o.steps);
+                 "train: %s, %s %d layers d=%d heads %d ffn %d vocab %d: %.2fM "
+                 "params | batch %lld x %lld "
+                 "tokens x %lld accum | %lld steps\n",
+                 ObjectiveName(o.objective), ArchName(c.arch), c.n_layers,
+                 c.d_model, c.n_heads, c.d_ff, c.vocab_size,
+                 double(model->num_params()) / 1e6, (long long)o.batch,
+                 (long long)o.context, (long long)o.accum, (long long)o.steps);
+    if (nranks > 1)
+      std::fprintf(stderr,
+                   "train: data parallel over %d processes (%s): %lld-%lld "
+                   "sequences of each batch per process, gradient buckets of "
+                   "%.3g MiB\n",
+                   nranks, comm.name(), (long long)(o.batch / nranks),
+                   (long long)((o.batch + nranks - 1) / nranks), o.bucket_mb);
+  }
+  // This rank's rows of every batch: [row0, row0 + rows).
+  const int64_t row0 = o.batch * rank / nranks,
+                rows = o.batch * (rank + 1) / nranks - row0;
+  // Its share of the loss's normalisation (each objective's loss is a mean
+  // over the sequences of the batch, every sequence weighing the same).
+  const double share = double(rows) / double(o.batch);
   g_stop = 0;
   auto old_int = std::signal(SIGINT, OnSignal);
   auto old_term = std::signal(SIGTERM, OnSignal);
-  const bool tty = isatty(fileno(stderr));
+  const bool tty = lead && isatty(fileno(stderr));
   Timer wall;
   int64_t step = start;
+  double comm_seconds = 0, step_seconds = 0;
   // The checkpoint, then the model it holds: each file is replaced
   // atomically and config.json never changes within a run, so a kill at any
   // moment leaves a folder that loads (the model at this checkpoint or the
@@ -421,56 +539,98 @@ int RunTraining(const TrainRunOptions& o) {
   auto save = [&] {
     if (saved_step == step) return;  // --ckpt-every and the stop coincide
     saved_step = step;
+    if (nranks > 1) {
+      // Every rank must hold rank 0's parameters: a divergence (a bug, or
+      // a machine computing other bits) would make the checkpoint a lie.
+      uint64_t h = ParamsHash(*model), h0 = h;
+      comm.Broadcast(&h0, sizeof(h0), 0);
+      DLLM_CHECK(h == h0, "train: at step ", step, " the parameters of rank ",
+                 rank, " differ from rank 0's");
+    }
+    if (!lead) return;
     SaveCheckpoint(
         ckpt, *model, *opt,
         {step, ObjectiveName(o.objective), ModelConfigToJson(c), run.dump()});
     model->SaveModel(o.out_dir, o.save_dtype);
   };
+  const int64_t bucket_bytes = int64_t(o.bucket_mb * 1024 * 1024);
   int code = 0;
   while (step < o.steps) {
     ++step;
     Timer t;
     model->ZeroGrads();
+    GradSync sync(comm, model->grads(), model->num_params(), bucket_bytes);
     double loss = 0;
     for (int64_t micro = 0; micro < o.accum; ++micro) {
       TrainBatch b;
       const int64_t key = (step - 1) * o.accum + micro;
       if (sft) {
-        SampleSft(*sft, o.batch, o.context, c.eos_token_id, o.seed, key, &b);
-        MaskForMDM(&b, o.seed, key, o.eps, false);
+        SampleSft(*sft, rows, o.context, c.eos_token_id, o.seed, key, &b, row0);
+        MaskForMDM(&b, o.seed, key, o.eps, false, row0);
       } else {
-        SampleWindows(*train, o.batch, o.context, o.seed, key, &b);
+        SampleWindows(*train, rows, o.context, o.seed, key, &b, row0);
         if (o.objective == Objective::kMDM)
-          MaskForMDM(&b, o.seed, key, o.eps, o.random_length);
+          MaskForMDM(&b, o.seed, key, o.eps, o.random_length, row0);
         else if (o.objective == Objective::kBD)
-          MaskForBD(&b, c.block_size, o.seed, key, o.eps);
+          MaskForBD(&b, c.block_size, o.seed, key, o.eps, row0);
       }
-      loss += model->ForwardBackward(b, o.objective, 1.0f / float(o.accum)) /
-              double(o.accum);
+      // The last micro-batch finishes the gradients: its backward pass
+      // hands them to the all-reduce as they become final.
+      if (nranks > 1 && micro + 1 == o.accum)
+        model->set_grads_ready(
+            [&sync](int64_t at, int64_t n) { sync.Ready(at, n); });
+      const double scale = share / double(o.accum);
+      loss += model->ForwardBackward(b, o.objective, float(scale)) * scale;
+      model->set_grads_ready(nullptr);
+    }
+    double step_comm = 0;
+    // Decided once per step for all ranks: a signal that lands later in the
+    // step (on one rank only) counts at the next.
+    bool stop = false;
+    if (nranks > 1) {
+      sync.Finish();
+      // The whole batch's loss, and whether any rank was asked to stop (so
+      // that all stop after the same step).
+      Timer tr;
+      double both[2] = {loss, g_stop ? 1.0 : 0.0};
+      comm.AllReduceSum(both, 2);
+      loss = both[0];
+      stop = both[1] > 0;
+      step_comm = sync.seconds() + tr.Seconds();
+    } else {
+      stop = g_stop;
     }
     const double norm = ClipGradNorm(*model, o.clip);
     const double lr = ScheduledLR(step, o.warmup, o.steps, o.lr, o.min_lr);
     opt->Update(*model, float(lr), step);
     const double ms = t.Millis();
+    comm_seconds += step_comm, step_seconds += ms * 1e-3;
     const double tps = double(o.batch * o.context * o.accum) / (ms * 1e-3);
     double val = NAN, bpb = NAN;
     const bool eval_now = have_val && o.eval_every > 0 &&
                           (step % o.eval_every == 0 || step == o.steps);
     if (eval_now) {
       EvalResult r =
-          EvaluateModel(*model, o.data_dir, o.context, o.eval_windows,
-                        o.eval_grid, o.eval_draws, o.seed);
+          EvaluateModelOn(comm, *model, o.data_dir, o.context, o.eval_windows,
+                          o.eval_grid, o.eval_draws, o.seed);
       val = r.nats_per_token, bpb = r.bits_per_byte;
     }
     const double eta =
         wall.Seconds() / double(step - start) * double(o.steps - step);
-    if (step % o.log_every == 0 || step == o.steps || eval_now) {
+    std::string comm_note;
+    if (nranks > 1)
+      comm_note =
+          StrCat(" | comm ", int(100 * step_comm / (ms * 1e-3) + 0.5), "%");
+    if (!lead) {
+      // Nothing to print or write.
+    } else if (step % o.log_every == 0 || step == o.steps || eval_now) {
       if (tty) std::fputs("\r\x1b[K", stderr);  // clear the progress bar
       std::fprintf(stderr,
                    "step %lld/%lld | loss %.4f | lr %.1e | norm %.3f | %.1f ms "
-                   "| %.0f tok/s | eta %s%s",
+                   "| %.0f tok/s%s | eta %s%s",
                    (long long)step, (long long)o.steps, loss, lr, norm, ms, tps,
-                   Duration(eta).c_str(), eval_now ? "" : "\n");
+                   comm_note.c_str(), Duration(eta).c_str(),
+                   eval_now ? "" : "\n");
       if (eval_now)
         std::fprintf(stderr, " | val %.4f nats/tok, %.4f bits/byte\n", val,
                      bpb);
@@ -484,39 +644,52 @@ int RunTraining(const TrainRunOptions& o) {
                    Duration(eta).c_str());
       std::fflush(stderr);
     }
-    std::fprintf(log, "%lld,%.6f,%.6e,%.6f,%.3f,%.1f,", (long long)step, loss,
-                 lr, norm, ms, tps);
-    if (eval_now)
-      std::fprintf(log, "%.6f,%.6f\n", val, bpb);
-    else
-      std::fprintf(log, ",\n");
-    std::fflush(log);
+    if (lead) {
+      std::fprintf(log, "%lld,%.6f,%.6e,%.6f,%.3f,%.1f,", (long long)step, loss,
+                   lr, norm, ms, tps);
+      if (eval_now)
+        std::fprintf(log, "%.6f,%.6f\n", val, bpb);
+      else
+        std::fprintf(log, ",\n");
+      std::fflush(log);
+    }
     if (!std::isfinite(loss)) {
-      std::fclose(log);
+      if (log) std::fclose(log);
       Fail("train: the loss became ", loss, " at step ", step,
            ": lower --lr (the last checkpoint is intact)");
     }
     if (o.ckpt_every > 0 && step % o.ckpt_every == 0) save();
-    if (o.stop_after > 0 && step - start >= o.stop_after) g_stop = 1;
-    if (g_stop) {
+    if (o.stop_after > 0 && step - start >= o.stop_after) stop = true;
+    if (stop) {
       save();
-      std::fprintf(stderr,
-                   "train: interrupted at step %lld; checkpoint saved to %s "
-                   "(continue with --resume), model of this step in %s\n",
-                   (long long)step, ckpt.c_str(), o.out_dir.c_str());
+      if (lead)
+        std::fprintf(stderr,
+                     "train: interrupted at step %lld; checkpoint saved to %s "
+                     "(continue with --resume), model of this step in %s\n",
+                     (long long)step, ckpt.c_str(), o.out_dir.c_str());
       code = 130;
       break;
     }
   }
-  std::fclose(log);
+  if (log) std::fclose(log);
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   if (code == 0) {
     save();
-    std::fprintf(stderr, "train: done in %s; model written to %s\n",
-                 Duration(wall.Seconds()).c_str(), o.out_dir.c_str());
+    if (lead)
+      std::fprintf(stderr, "train: done in %s; model written to %s\n",
+                   Duration(wall.Seconds()).c_str(), o.out_dir.c_str());
   }
+  if (lead && nranks > 1 && step_seconds > 0)
+    std::fprintf(
+        stderr,
+        "train: %d processes; communication took %.1f%% of the step "
+        "time (%.1f ms per step)\n",
+        nranks, 100 * comm_seconds / step_seconds,
+        1e3 * comm_seconds / double(std::max<int64_t>(1, step - start)));
   return code;
 }
+
+}  // namespace
 
 }  // namespace dllm

@@ -2,7 +2,9 @@
 // style: the forward saves exactly what the backward reads, every gradient is
 // accumulated with +=, and shapes are in the comments (B, T, C, V; Q and KV
 // are the query and key/value widths, F the SwiGLU width).
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "base/rng.h"
@@ -116,6 +118,34 @@ void TrainableModel::BindWeights() {
   };
   bind(*w_, params_);
   bind(*g_, grads_);
+  // Which gradients each stage of the backward pass finishes: a layer's
+  // tensors, the final norm and head, the embedding (ListTensors' order
+  // keeps each group contiguous).
+  const int64_t L = config_.n_layers;
+  ready_ranges_.assign(size_t(L + 2), {INT64_MAX, 0});
+  i = 0;
+  ForEachTensor(config_, *g_,
+                [&](const std::string&, const std::vector<int64_t>&, TensorRole,
+                    Tensor& t) {
+                  const Slot& s = slots_[i++];
+                  const auto at = reinterpret_cast<uintptr_t>(&t);
+                  int64_t group = L;  // final norm, head
+                  if (&t == &g_->embed) group = L + 1;
+                  for (int64_t l = 0; l < L; ++l) {
+                    const auto lo =
+                        reinterpret_cast<uintptr_t>(&g_->layers[size_t(l)]);
+                    if (at >= lo && at < lo + sizeof(LayerWeights)) group = l;
+                  }
+                  auto& r = ready_ranges_[size_t(group)];
+                  r.first = std::min(r.first, s.offset);
+                  r.second += s.numel;
+                });
+  for (auto& r : ready_ranges_) {
+    if (r.first == INT64_MAX) r.first = 0;  // an empty group
+  }
+  int64_t covered = 0;
+  for (const auto& r : ready_ranges_) covered += r.second;
+  DLLM_ASSERT(covered == int64_t(params_.size()));
 }
 
 std::unique_ptr<TrainableModel> TrainableModel::Load(const std::string& dir) {
@@ -328,6 +358,12 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
                        static_cast<float*>(G.final_norm.data));
   for (int64_t r = 0; r < R; ++r)
     ops::AddInPlace(dx + int64_t(rows[size_t(r)]) * C, drows + r * C, C);
+  auto ready = [&](int64_t group) {
+    if (!grads_ready_) return;
+    const auto& r = ready_ranges_[size_t(group)];
+    if (r.second > 0) grads_ready_(r.first, r.second);
+  };
+  ready(L);  // final norm and head (a tied head is the embedding: last)
 
   float* dxn = Sized(a.dxn, size_t(BT * C));
   float* dq = Sized(a.dq, size_t(BT * Q));
@@ -386,11 +422,13 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
                         Lg.bv.empty() ? nullptr : g(Lg.bv));
     ops::RmsNormBackward(x, Lw.attn_norm.f32(), BT, C, c.rms_eps, dxn, dx,
                          g(Lg.attn_norm));
+    ready(l);
   }
   // Embedding rows (serial: ids repeat, so rows collide).
   float* dE = static_cast<float*>(G.embed.data);
   for (int64_t i = 0; i < BT; ++i)
     ops::AddInPlace(dE + int64_t(xt[size_t(i)]) * C, dx + i * C, C);
+  ready(L + 1);
   return loss;
 }
 

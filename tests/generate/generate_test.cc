@@ -27,6 +27,29 @@ GenerateOptions Base(Order order, int gen = 16, int steps = 8, int block = 8) {
   return o;
 }
 
+// A model whose every logit is 0 (all weights zero) with [MASK] at id 0: the
+// argmax is [MASK] everywhere, every step. A fixed schedule keeps such a
+// position masked for a later step, but at a block's last step it must take
+// the best real token (id 1), never leave [MASK] in the answer; unless the
+// reference behaviour is asked for.
+TEST(Generate, TheLastStepOfABlockNeverLeavesMask) {
+  test::TempDir dir;
+  ModelConfig c = test::TinyConfig(Arch::kLLaDA);
+  c.mask_token_id = 0;
+  InitRandomModel(c, dir.path(), "F32", 1, 0.0f);
+  auto m = Model::Load(dir.path());
+  for (int steps : {4, 8, 16}) {
+    GenerateOptions o = Base(Order::kLowConfidence, 8, steps, 4);
+    auto r = Gen(*m, {{5, 6, 7}}, o);
+    ASSERT_EQ(r[0].tokens.size(), 8u)
+        << steps << " steps: " << testing::PrintToString(r[0].canvas);
+    for (int32_t t : r[0].tokens) EXPECT_EQ(t, 1) << steps << " steps";
+    o.reference_mask_choices = true;
+    r = Gen(*m, {{5, 6, 7}}, o);
+    EXPECT_TRUE(r[0].tokens.empty()) << testing::PrintToString(r[0].canvas);
+  }
+}
+
 TEST(Generate, BatchAndThreadInvariance) {
   for (const char* name : {"llada_untied_f32", "dream_gqa_f32"}) {
     auto m = Model::Load(kGolden + name);

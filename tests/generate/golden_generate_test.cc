@@ -60,6 +60,9 @@ TEST(GoldenGenerate, MatchesOfficialSamplers) {
       if (!p["top_p"].is_null()) o.top_p = p["top_p"];
       if (!p["top_k"].is_null()) o.top_k = p["top_k"];
     }
+    // These two cases pin the reference's own handling of [MASK] choices.
+    o.reference_mask_choices =
+        name.find("mask_self_predict") != std::string::npos;
     std::vector<int32_t> prompt = c["prompt"];
     // Fast-dLLM's caches refreshed every step run every position every
     // step: the same tokens as the reference.

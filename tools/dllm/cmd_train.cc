@@ -1,6 +1,11 @@
 // dllm train: masked-diffusion pre-training, SFT, or the AR baseline.
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "args.h"
 #include "command.h"
@@ -24,6 +29,36 @@ int MetaInt(const nlohmann::json& meta, const char* key,
   return int(meta[key].get<int64_t>());
 }
 
+// Under mpirun, the processes on one machine split its cores rather than
+// each starting a thread per core (threads beyond the cores only wait on
+// each other: every kernel waits for its slowest share), and a process that
+// mpirun bound to some CPUs (Open MPI binds to one core by default for up to
+// two processes) uses as many threads as it has CPUs.
+void FitThreadsToLaunch(bool threads_given) {
+  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
+  if (size == nullptr) size = std::getenv("PMI_SIZE");
+  if (size == nullptr) return;  // not started by mpirun
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int allowed = sched_getaffinity(0, sizeof(set), &set) == 0
+                          ? CPU_COUNT(&set)
+                          : int(std::thread::hardware_concurrency());
+  if (threads_given) {
+    if (NumThreads() > allowed)
+      std::fprintf(stderr,
+                   "warning: --threads %d, but mpirun bound this process to "
+                   "%d CPU(s): the threads take turns on them (launch with "
+                   "`mpirun --bind-to none`, or lower --threads)\n",
+                   NumThreads(), allowed);
+    return;
+  }
+  int local = 1;
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const char* v = std::getenv(var)) local = std::max(local, std::atoi(v));
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  SetNumThreads(std::max(1, std::min(allowed, cores / local)));
+}
+
 int RunTrain(int argc, char** argv) {
   Args a(
       "dllm train --data DIR -o DIR [--objective mdm|mdm-sft|ar|bd] [shape] "
@@ -44,7 +79,18 @@ int RunTrain(int argc, char** argv) {
       "checkpoint.safetensors\n"
       "(written atomically every --ckpt-every steps and at Ctrl-C; --resume "
       "continues) and\n"
-      "train_log.csv.");
+      "train_log.csv.\n\n"
+      "Data parallel: `mpirun -np N dllm train ...` (Open MPI; add --hostfile "
+      "FILE for several\n"
+      "machines) splits every batch of --batch sequences over N processes "
+      "and all-reduces\n"
+      "the gradients: the run follows the one-process run of the same "
+      "--batch step for step.\n"
+      "Rank 0 logs, validates and writes the folder; --resume works with any "
+      "N. Each process\n"
+      "takes cores / (its machine's processes) threads, at most the CPUs "
+      "mpirun bound it to,\n"
+      "unless --threads is given.");
   a.Option("--data", "DIR", "prepared data folder");
   a.Option("-o,--out", "DIR", "output model folder");
   a.Option("--objective", "NAME", "mdm, mdm-sft, ar or bd", "mdm");
@@ -84,6 +130,10 @@ int RunTrain(int argc, char** argv) {
            "0");
   a.Flag("--no-random-length",
          "do not cut 1% of MDM batches to a random length");
+  a.Option("--bucket-mb", "X",
+           "under mpirun: all-reduce gradients in buckets of X MiB while the "
+           "backward pass runs (0 = all at once after it)",
+           "4");
   a.Option("--save-dtype", "T",
            "dtype of the final model.safetensors: F32 or BF16", "F32");
   AddThreadsOption(a);
@@ -96,6 +146,7 @@ int RunTrain(int argc, char** argv) {
     a.Require("--data");
     a.Require("--out");
     ApplyThreadsOption(a);
+    FitThreadsToLaunch(a.GetInt("--threads", 0, 1024) != 0);
     o.data_dir = a.Get("--data");
     o.out_dir = a.Get("--out");
     o.objective = ParseObjective(a.Get("--objective"));
@@ -132,6 +183,7 @@ int RunTrain(int argc, char** argv) {
     o.stop_after = a.GetInt("--stop-after", 0);
     o.random_length = !a.GetFlag("--no-random-length");
     o.save_dtype = a.Get("--save-dtype");
+    o.bucket_mb = a.GetDouble("--bucket-mb");
   } catch (const Error& e) {  // e.g. ParseObjective's
     throw UsageError(e.what());
   }

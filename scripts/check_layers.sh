@@ -30,6 +30,7 @@ declare -A OWNER=(
   [generate.h]=generate [generator.h]=generate
   [train.h]=train [train_run.h]=train
   [engine.h]=engine [prefix_stream.h]=engine [generate_options.h]=engine
+  [likelihood.h]=engine
   [convert.h]=engine
   [server.h]=server
 )

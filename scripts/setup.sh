@@ -13,6 +13,7 @@ PACKAGES=(
   tmux                       # the terminal test of `dllm chat`
   chromium                   # the headless-browser test of `dllm serve`'s web page
   libopenmpi-dev openmpi-bin # data-parallel training (`mpirun -np N dllm train`)
+  bubblewrap python3 zlib1g-dev  # `dllm eval humaneval|mbpp`: the sandbox, the tests' interpreter, .jsonl.gz
   nodejs npm                 # tokenizer parity against the Hugging Face library
 )
 

@@ -4,11 +4,13 @@
 // prompts, beside this machine's SGEMM and memory-bandwidth ceilings
 // measured in the same run.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -79,6 +81,58 @@ double JudgeNll(Model& judge, const std::vector<int32_t>& prompt,
   return nll / double(tokens.size());
 }
 
+// Words of a text: maximal runs of letters and apostrophes, lowercased.
+std::vector<std::string> Words(const std::string& text) {
+  std::vector<std::string> out;
+  std::string w;
+  for (char ch : text) {
+    const unsigned char u = static_cast<unsigned char>(ch);
+    if (std::isalpha(u) || ch == '\'') {
+      w += char(std::tolower(u));
+    } else if (!w.empty()) {
+      out.push_back(w);
+      w.clear();
+    }
+  }
+  if (!w.empty()) out.push_back(w);
+  return out;
+}
+
+// Diversity and realism of a preset's samples, pooled over its prompts (so
+// that a model repeating itself cannot look good on likelihood alone): the
+// entropy of the token unigram distribution, distinct-2 (unique token
+// bigrams over all bigrams, within samples), and the share of words that
+// occur in the reference text.
+struct Pool {
+  std::map<int32_t, int64_t> unigrams;
+  std::map<std::pair<int32_t, int32_t>, int64_t> bigrams;
+  int64_t n_tokens = 0, n_bigrams = 0, words = 0, known_words = 0;
+
+  void Add(const std::vector<int32_t>& tokens, const std::string& text,
+           const std::set<std::string>* vocabulary) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      ++unigrams[tokens[i]], ++n_tokens;
+      if (i > 0) ++bigrams[{tokens[i - 1], tokens[i]}], ++n_bigrams;
+    }
+    if (vocabulary)
+      for (const std::string& w : Words(text)) {
+        ++words;
+        known_words += vocabulary->count(w) > 0;
+      }
+  }
+  void Report(nlohmann::json& s) const {
+    if (n_tokens == 0) return;
+    double h = 0;
+    for (const auto& [t, n] : unigrams) {
+      const double p = double(n) / double(n_tokens);
+      h -= p * std::log(p);
+    }
+    s["unigram_entropy_nats"] = h;
+    if (n_bigrams) s["distinct_2"] = double(bigrams.size()) / double(n_bigrams);
+    if (words) s["words_in_reference"] = double(known_words) / double(words);
+  }
+};
+
 int RunBenchGenerate(int argc, char** argv) {
   Args a(
       "dllm bench generate -m DIR [--ar-model DIR] [--presets LIST] "
@@ -99,13 +153,21 @@ int RunBenchGenerate(int argc, char** argv) {
       "starts, or every\n"
       "--refresh N steps), threshold (--threshold TAU, uncached), "
       "threshold-dual, ar (the AR twin\n"
-      "with its KV cache) and ar-nocache.");
+      "with its KV cache), ar-nocache, and real (windows of "
+      "--reference-text). Each summary also has\n"
+      "the unigram entropy of the pooled sample tokens, distinct-2, and with "
+      "--reference-text the\n"
+      "share of words found in that text.");
   a.Option("-m,--model", "DIR", "diffusion model folder");
   a.Option("--ar-model", "DIR", "AR twin (same tokenizer): preset ar, judge");
   a.Option("--prompts", "FILE", "prompts, one per line (default: 8 built in)");
   a.Option("--presets", "LIST", "comma-separated presets",
            "uncached,prefix,dual,threshold,threshold-dual,ar-nocache,ar");
   a.Option("--n-prompts", "N", "use the first N prompts", "8");
+  a.Option("--reference-text", "FILE",
+           "real text (e.g. the training corpus): each summary gets the share "
+           "of its words found in it, and preset 'real' scores windows of "
+           "its last 10% with the same measures");
   AddGenerateOptions(a);
   AddThreadsOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
@@ -161,6 +223,9 @@ int RunBenchGenerate(int argc, char** argv) {
       } else if (name == "threshold" || name == "threshold-dual") {
         p.opt.schedule = Schedule::kThreshold;
         p.opt.cache = name == "threshold" ? Cache::kNone : Cache::kDual;
+      } else if (name == "real") {
+        DLLM_USAGE_CHECK(a.Has("--reference-text"), "bench generate: preset ",
+                         "real needs --reference-text FILE");
       } else if (name == "ar" || name == "ar-nocache") {
         DLLM_USAGE_CHECK(ar != nullptr, "bench generate: preset ", name,
                          " needs --ar-model DIR");
@@ -175,13 +240,13 @@ int RunBenchGenerate(int argc, char** argv) {
       } else {
         UsageFail("bench generate: unknown preset '", name,
                   "' (expected uncached, prefix, dual, threshold, "
-                  "threshold-dual, ar, ar-nocache)");
+                  "threshold-dual, ar, ar-nocache, real)");
       }
       presets.push_back(p);
     }
   }
   for (const Preset& p : presets)
-    if (!p.ar) {
+    if (!p.ar && p.name != "real") {
       try {
         for (const auto& pr : prompts)
           ValidateGenerateOptions(p.opt, int(pr.size()),
@@ -207,11 +272,56 @@ int RunBenchGenerate(int argc, char** argv) {
   // Uncached canvases by family (the AR twin, or the schedule), the
   // reference of the cached presets that run after them.
   std::map<std::string, std::vector<std::vector<int32_t>>> reference;
+  // The reference text: its words, and its last 10% (the usual validation
+  // split) tokenized, for the 'real' preset's windows.
+  std::set<std::string> vocabulary;
+  std::vector<int32_t> held_out;
+  if (a.Has("--reference-text")) {
+    std::ifstream in(a.Get("--reference-text"), std::ios::binary);
+    DLLM_CHECK(in.good(), "bench generate: cannot read ",
+               a.Get("--reference-text"));
+    const std::string text((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+    for (const std::string& w : Words(text)) vocabulary.insert(w);
+    held_out = engine->Encode(text.substr(text.size() * 9 / 10), false,
+                              "--reference-text");
+  }
   for (const Preset& p : presets) {
+    if (p.name == "real") {
+      // n_prompts windows of gen_length real tokens, evenly spaced, each
+      // after 16 tokens of its own context (the judge's prompt).
+      const int64_t len = base.gen_length, ctx = 16;
+      const int64_t span = int64_t(held_out.size()) - len - ctx;
+      DLLM_CHECK(span > 0, "bench generate: --reference-text is too short");
+      Pool pool;
+      double sum_nll = 0;
+      int n_nll = 0;
+      for (size_t i = 0; i < n_prompts; ++i) {
+        const int64_t at = ctx + span * int64_t(i) / int64_t(n_prompts);
+        const std::vector<int32_t> before(held_out.begin() + at - ctx,
+                                          held_out.begin() + at),
+            window(held_out.begin() + at, held_out.begin() + at + len);
+        pool.Add(window, engine->Decode(window), &vocabulary);
+        if (ar) {
+          const double nll = JudgeNll(ar->model(), before, window);
+          if (std::isfinite(nll)) sum_nll += nll, ++n_nll;
+        }
+      }
+      nlohmann::json s = {{"bench", "generate"},
+                          {"what", "summary"},
+                          {"preset", "real"},
+                          {"prompts", n_prompts}};
+      if (n_nll) s["judge_nll"] = sum_nll / n_nll;
+      pool.Report(s);
+      std::printf("%s\n", s.dump().c_str());
+      std::fflush(stdout);
+      continue;
+    }
     Engine& e = p.ar ? *ar : *engine;
     double sum_tps = 0, sum_ms_step = 0, sum_ttft = 0, sum_tpf = 0,
            sum_same = 0, sum_nll = 0;
     int n_same = 0, n_nll = 0;
+    Pool pool;
     const std::string family =
         p.ar ? "ar" : ScheduleName(ResolveSchedule(p.opt));
     std::vector<std::vector<int32_t>>& ref = reference[family];
@@ -223,6 +333,8 @@ int RunBenchGenerate(int argc, char** argv) {
       auto r = Generate(e.model(), {prompts[i]}, p.opt, OnStep, &probe, &st);
       const std::vector<int32_t>& tokens = r[0].tokens;
       if (is_ref) ref[i] = r[0].canvas;
+      pool.Add(tokens, e.Decode(tokens),
+               vocabulary.empty() ? nullptr : &vocabulary);
       nlohmann::json j = {
           {"bench", "generate"},
           {"preset", p.name},
@@ -282,6 +394,7 @@ int RunBenchGenerate(int argc, char** argv) {
                         {"peak_rss_mb", double(PeakRssBytes()) / 1e6}};
     if (n_same) s["same_as_uncached"] = sum_same / n_same;
     if (n_nll) s["judge_nll"] = sum_nll / n_nll;
+    pool.Report(s);
     std::printf("%s\n", s.dump().c_str());
     std::fflush(stdout);
   }

@@ -22,8 +22,9 @@ mkdir -p "$WORK"
 SHAPE="--layers 4 --d-model 256 --heads 4 --ffn 704 --batch 32 --context 128 --steps $STEPS
        --warmup 10 --eval-every 0 --ckpt-every 0 --log-every 1000"
 
-# Mean tokens/s over the steps after the first three (warm-up), from the log.
-tps() { awk -F, 'NR > 4 { s += $6; n++ } END { printf "%.0f", s / n }' "$1/train_log.csv"; }
+# Tokens/s over the steps after the first three (warm-up): all their tokens
+# over all their time, from the log's ms and tokens_per_s columns.
+tps() { awk -F, 'NR > 4 { tok += $6 * $5 / 1000; t += $5 / 1000 } END { printf "%.0f", tok / t }' "$1/train_log.csv"; }
 comm() { grep -o 'communication took [0-9.]*%' "$1" | grep -o '[0-9.]*%' || echo "-"; }
 
 printf "%-5s %-24s %10s %8s\n" objective layout tokens/s comm

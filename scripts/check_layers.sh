@@ -20,6 +20,7 @@ declare -A ALLOWED=(
   [train]="base ops formats model train"
   [engine]="base ops formats tokenizer model generate engine"
   [server]="base ops formats tokenizer model generate engine server"
+  [eval]="base eval"
 )
 # The layer that implements each public header.
 declare -A OWNER=(
@@ -33,6 +34,7 @@ declare -A OWNER=(
   [likelihood.h]=engine
   [convert.h]=engine
   [server.h]=server
+  [code_eval.h]=eval
 )
 
 fail=0

@@ -21,6 +21,7 @@
 #include "dllm/error.h"
 #include "dllm/generate.h"
 #include "dllm/generate_options.h"
+#include "dllm/likelihood.h"
 #include "dllm/model.h"
 #include "dllm/runtime.h"
 #include "dllm/timer.h"
@@ -55,30 +56,11 @@ bool OnStep(const StepInfo& info, void* user) {
 }
 
 // Mean negative log-likelihood (nats per token) of `tokens` after `prompt`
-// under a causal judge model.
+// under a causal judge model (exact: one forward pass).
 double JudgeNll(Model& judge, const std::vector<int32_t>& prompt,
                 const std::vector<int32_t>& tokens) {
-  if (tokens.empty()) return NAN;
-  std::vector<int32_t> ids = prompt;
-  ids.insert(ids.end(), tokens.begin(), tokens.end());
-  const int V = judge.config().vocab_size;
-  std::vector<int32_t> rows;
-  for (size_t i = 0; i < tokens.size(); ++i)
-    rows.push_back(int32_t(prompt.size() + i - 1));
-  std::vector<float> logits(rows.size() * size_t(V));
-  ForwardBatch fb;
-  fb.T = int64_t(ids.size()), fb.ids = ids.data(), fb.rows = rows.data(),
-  fb.n_rows = int64_t(rows.size());
-  judge.Forward(fb, logits.data());
-  double nll = 0;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const float* r = logits.data() + i * size_t(V);
-    const float mx = *std::max_element(r, r + V);
-    double z = 0;
-    for (int v = 0; v < V; ++v) z += std::exp(double(r[v] - mx));
-    nll += std::log(z) + mx - r[tokens[i]];
-  }
-  return nll / double(tokens.size());
+  if (tokens.empty() || prompt.empty()) return NAN;
+  return AnswerLikelihood(judge, prompt, tokens).nll / double(tokens.size());
 }
 
 // Words of a text: maximal runs of letters and apostrophes, lowercased.

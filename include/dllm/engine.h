@@ -25,7 +25,9 @@ class Engine {
   // false when absent). `dir` may also be a GGUF file, which holds all of
   // these as metadata (dllm/convert.h). Throws dllm::Error naming what is
   // wrong.
-  static std::unique_ptr<Engine> Load(const std::string& dir);
+  // `options` picks the device (dllm/model.h).
+  static std::unique_ptr<Engine> Load(const std::string& dir,
+                                      const LoadOptions& options = {});
 
   Model& model() { return *model_; }
   const ModelConfig& config() const { return model_->config(); }

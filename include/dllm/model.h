@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,9 @@ namespace dllm {
 
 struct Weights;
 class TensorStore;
+namespace ops {
+class Backend;
+}
 
 // One forward call over B sequences of T tokens each (right-padded).
 struct ForwardBatch {
@@ -31,27 +35,38 @@ struct ForwardBatch {
 // sequence that Model::ForwardCached has computed, so that a later call runs
 // only some positions and attends to the rest from here (AR decoding;
 // Fast-dLLM's prefix and dual caches). One allocation, sized to the context
-// once; the caller keeps track of which positions hold current values.
+// once, in the memory of the device the model runs on (taken at the first
+// ForwardCached that uses it); the caller keeps track of which positions
+// hold current values. A cache on a GPU must not outlive its model.
 class KVCache {
  public:
   KVCache() = default;
   // Room for positions [0, capacity) of a model with config `c`.
   KVCache(const ModelConfig& c, int64_t capacity);
+  KVCache(KVCache&&) = default;
+  KVCache& operator=(KVCache&&) = default;
 
   int64_t capacity() const { return capacity_; }
   bool empty() const { return capacity_ == 0; }
-  size_t bytes() const { return data_.size() * sizeof(float); }
-  // Layer l's keys or values: (capacity, n_kv_heads*head_dim).
-  float* keys(int layer) { return data_.data() + Offset(layer, 0); }
-  float* values(int layer) { return data_.data() + Offset(layer, 1); }
+  size_t bytes() const {
+    return size_t(n_layers_) * 2 * size_t(capacity_) * size_t(width_) *
+           sizeof(float);
+  }
 
  private:
+  friend class Model;
+  // Layer l's keys or values: (capacity, n_kv_heads*head_dim).
+  float* keys(int layer) { return data_.get() + Offset(layer, 0); }
+  float* values(int layer) { return data_.get() + Offset(layer, 1); }
   size_t Offset(int layer, int kv) const {
     return (size_t(layer) * 2 + size_t(kv)) * size_t(capacity_) *
            size_t(width_);
   }
   int64_t capacity_ = 0, width_ = 0;
-  std::vector<float> data_;  // (n_layers, 2, capacity, n_kv_heads*head_dim)
+  int n_layers_ = 0;
+  // (n_layers, 2, capacity, n_kv_heads*head_dim) on device_, freed there.
+  std::unique_ptr<float, std::function<void(float*)>> data_;
+  const void* device_ = nullptr;
 };
 
 // One contiguous range of positions [p0, p0 + n) of one sequence for
@@ -76,6 +91,13 @@ struct TensorInfo {
   std::vector<int64_t> shape;
 };
 
+// How to load a model: the device it runs on ("cpu", "cuda", "cuda:N";
+// `--device` in the CLI). On a GPU the weights are uploaded once (F32,
+// BF16, F16, Q8_0) and activations and KV caches live in device memory.
+struct LoadOptions {
+  std::string device = "cpu";
+};
+
 class Model {
  public:
   // Loads a Hugging Face folder (config.json + model.safetensors, or shards
@@ -85,7 +107,8 @@ class Model {
   // used in their stored dtype (F32, BF16, F16, or the block types Q8_0,
   // Q4_0, Q4_K, Q6_K). Every tensor's presence and shape is checked against
   // the config.
-  static std::unique_ptr<Model> Load(const std::string& dir);
+  static std::unique_ptr<Model> Load(const std::string& dir,
+                                     const LoadOptions& options = {});
   ~Model();
 
   const ModelConfig& config() const { return config_; }
@@ -93,6 +116,15 @@ class Model {
   std::vector<TensorInfo> Tensors() const;
   size_t file_bytes() const;          // bytes of the weight files
   std::string weights_dtype() const;  // dtype of the matrices ("BF16", ...)
+  // The device it runs on ("cpu", "cuda:0") and a line describing it.
+  std::string device() const;
+  std::string device_description() const;
+  // Weight bytes copied into device memory at load (0 on the CPU, where
+  // they stay mmapped).
+  size_t device_weight_bytes() const;
+  // The device's memory bandwidth in GB/s, measured now; 0 on the CPU
+  // (benchmarks measure the host's with dllm/ceiling.h).
+  double MeasureDeviceBandwidth();
 
   // Writes raw logits (no shift) of the requested rows: (n_rows, vocab).
   // Token ids are checked against the vocabulary. Not thread-safe: one
@@ -117,19 +149,32 @@ class Model {
   struct Scratch;
   void CheckIds(const int32_t* ids, int64_t n, int64_t T) const;
   void GrowRope(int64_t max_pos);
+  template <typename PositionOf>
+  void GatherRope(int64_t n, PositionOf position);
+  void PlaceWeights(const std::string& device);
   void Embed(const int32_t* ids, int64_t n, float* x);
   void Head(const float* x, const int32_t* rows, int64_t n_rows, int64_t T,
             float* logits);
   void CountBytes();
+  void BindCache(KVCache& cache) const;
   ModelConfig config_;
   std::string dir_;
   std::unique_ptr<TensorStore> store_;
-  std::unique_ptr<Weights> weights_;
+  std::unique_ptr<Weights> weights_;  // as stored (host, mmapped)
+  std::unique_ptr<ops::Backend> backend_;
+  // What the forward reads: weights_ itself on the CPU, device copies on a
+  // GPU (placed once at load by walking the tensor list).
+  std::unique_ptr<Weights> run_weights_;
   std::vector<std::vector<float>> owned_;  // norms and biases converted to f32
   // wq/wk of llama.cpp's llada/llama GGUF files, rows back in our order.
   std::vector<std::vector<uint8_t>> owned_bytes_;
   std::unique_ptr<Scratch> scratch_;
 };
+
+// The devices this build can run a model on: "cpu", and "cuda" in a build
+// configured with -DDLLM_CUDA=ON (whether a GPU is present is found out at
+// load).
+std::vector<std::string> CompiledDevices();
 
 // `dllm init`: writes a random-weight model folder (config.json +
 // model.safetensors) for tests and benchmarks. dtype: "F32", "BF16" or "F16".

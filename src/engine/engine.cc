@@ -89,10 +89,11 @@ void ApplyGenerationConfig(GenerateOptions& o, const std::string& text,
   }
 }
 
-std::unique_ptr<Engine> Engine::Load(const std::string& dir) {
+std::unique_ptr<Engine> Engine::Load(const std::string& dir,
+                                     const LoadOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
   e->dir_ = dir;
-  e->model_ = Model::Load(dir);
+  e->model_ = Model::Load(dir, options);
   // A GGUF file holds everything a folder holds, as metadata: the tokenizer
   // (tokenizer.huggingface.json or tokenizer.ggml.*), the chat template
   // (tokenizer.chat_template) and our generation defaults

@@ -7,6 +7,7 @@
 
 #include "dllm/config.h"
 #include "model/weights.h"
+#include "ops/backend.h"
 #include "ops/ops.h"
 
 namespace dllm {
@@ -26,9 +27,12 @@ struct LayerActivations {
   float* h;     // (BT, F) silu(gate) * up
 };
 
+// Every pointer is a buffer of `be` (ops/backend.h), and so are L's weights
+// (placed on it); key_mask is host memory.
+
 // out (BT, C) = block(x). cos/sin: (BT, head_dim/2) RoPE tables per row.
 // out must not alias x or any activation.
-void LayerForward(const ModelConfig& c, const LayerWeights& L,
+void LayerForward(ops::Backend& be, const ModelConfig& c, const LayerWeights& L,
                   const ops::AttentionShape& shape, const uint8_t* key_mask,
                   const float* cos, const float* sin, const float* x,
                   const LayerActivations& a, float* out);
@@ -36,11 +40,11 @@ void LayerForward(const ModelConfig& c, const LayerWeights& L,
 // The two halves of LayerForward around the attention, for callers that
 // attend elsewhere (the KV-cached forward attends over cached keys):
 // xn1, q, k (both after RoPE) and v from x; then xmid ... out from a.att.
-void LayerQKV(const ModelConfig& c, const LayerWeights& L, int64_t BT,
-              const float* cos, const float* sin, const float* x,
+void LayerQKV(ops::Backend& be, const ModelConfig& c, const LayerWeights& L,
+              int64_t BT, const float* cos, const float* sin, const float* x,
               const LayerActivations& a);
-void LayerAfterAttention(const ModelConfig& c, const LayerWeights& L,
-                         int64_t BT, const float* x, const LayerActivations& a,
-                         float* out);
+void LayerAfterAttention(ops::Backend& be, const ModelConfig& c,
+                         const LayerWeights& L, int64_t BT, const float* x,
+                         const LayerActivations& a, float* out);
 
 }  // namespace dllm

@@ -14,21 +14,25 @@
 #include "model/layer.h"
 #include "model/rope.h"
 #include "model/weights.h"
+#include "ops/backend.h"
 #include "ops/ops.h"
 
 namespace dllm {
 
-// Activation buffers, reused across calls (grown when a call needs more).
+// Activation buffers on the model's backend, reused across calls (grown when
+// a call needs more), and the RoPE tables on the host.
 struct Model::Scratch {
-  std::vector<float> x, x2, xn, q, k, v, att, proj, gate, up, rope_cos,
-      rope_sin, rows;
+  ops::Buffer x, x2, xn, q, k, v, att, proj, gate, up, rope_cos, rope_sin, rows,
+      logits;
   std::vector<float> cos_table, sin_table;  // (positions, head_dim/2)
+  std::vector<float> host_cos, host_sin;    // gathered per row, then uploaded
   int64_t table_positions = 0;
   size_t bytes = 0;
 };
 
 Model::Model() : weights_(new Weights), scratch_(new Scratch) {}
-Model::~Model() = default;
+// The buffers go back to the backend before it goes.
+Model::~Model() { scratch_.reset(); }
 
 namespace {
 
@@ -41,7 +45,8 @@ std::string ShapeStr(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::Load(const std::string& dir) {
+std::unique_ptr<Model> Model::Load(const std::string& dir,
+                                   const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model);
   m->dir_ = dir;
   // A GGUF file carries its config as metadata and llama.cpp's names; a
@@ -117,7 +122,29 @@ std::unique_ptr<Model> Model::Load(const std::string& dir) {
       },
       names);
   CheckStoredTensors(c, store, names);
+  m->PlaceWeights(options.device);
   return m;
+}
+
+// Walks the tensor list once more to give the backend its copy of every
+// weight (on the CPU the same pointers).
+void Model::PlaceWeights(const std::string& device) {
+  backend_ = ops::MakeBackend(device);
+  run_weights_ = std::make_unique<Weights>(*weights_);
+  if (backend_->host_memory()) return;
+  ForEachTensor(
+      config_, *run_weights_,
+      [&](const std::string& name, const std::vector<int64_t>&, TensorRole role,
+          Tensor& t) {
+        if (t.empty()) return;
+        if (role == TensorRole::kNorm || role == TensorRole::kBias) {
+          t.data =
+              const_cast<float*>(backend_->PlaceVector(t.f32(), t.numel()));
+        } else {
+          t.data =
+              const_cast<void*>(backend_->PlaceMatrix(t.matrix(), name).data);
+        }
+      });
 }
 
 std::vector<TensorInfo> Model::Tensors() const {
@@ -134,6 +161,21 @@ std::string Model::weights_dtype() const {
 }
 
 size_t Model::activation_bytes() const { return scratch_->bytes; }
+
+std::string Model::device() const { return backend_->name(); }
+std::string Model::device_description() const {
+  return backend_->description();
+}
+std::vector<std::string> CompiledDevices() {
+  std::vector<std::string> d{"cpu"};
+  if (ops::HaveCudaBackend()) d.push_back("cuda");
+  return d;
+}
+
+size_t Model::device_weight_bytes() const { return backend_->placed_bytes(); }
+double Model::MeasureDeviceBandwidth() {
+  return backend_->MeasureBandwidthGBs();
+}
 
 namespace {
 
@@ -169,10 +211,24 @@ int64_t FirstNonFiniteF32(const float* x, int64_t n) {
 }  // namespace
 
 KVCache::KVCache(const ModelConfig& c, int64_t capacity)
-    : capacity_(capacity), width_(int64_t(c.n_kv_heads) * c.head_dim) {
+    : capacity_(capacity),
+      width_(int64_t(c.n_kv_heads) * c.head_dim),
+      n_layers_(c.n_layers) {
   DLLM_CHECK(capacity >= 1, "kv cache: capacity ", capacity,
              " (expected at least one position)");
-  data_.resize(size_t(c.n_layers) * 2 * size_t(capacity) * size_t(width_));
+}
+
+// Gives a cache its memory on this model's device the first time it is used
+// (and again should it move to a model on another device: the contents are
+// then stale, which only a caller mixing devices could observe). Host
+// caches come from the process's CPU backend, which outlives every model.
+void Model::BindCache(KVCache& cache) const {
+  ops::Backend* be =
+      backend_->host_memory() ? &ops::CpuBackend() : backend_.get();
+  if (cache.data_ && cache.device_ == be) return;
+  const size_t n = cache.bytes() / sizeof(float);
+  cache.data_ = {be->Alloc(n), [be](float* p) { be->Free(p); }};
+  cache.device_ = be;
 }
 
 void Model::CheckIds(const int32_t* ids, int64_t n, int64_t T) const {
@@ -196,16 +252,27 @@ void Model::GrowRope(int64_t max_pos) {
   s.table_positions = n;
 }
 
+// The RoPE rows of n positions (position(i) for row i) into the backend's
+// rope_cos/rope_sin buffers: (n, head_dim/2) each.
+template <typename PositionOf>
+void Model::GatherRope(int64_t n, PositionOf position) {
+  Scratch& s = *scratch_;
+  ops::Backend& be = *backend_;
+  const int64_t half = config_.head_dim / 2;
+  float* hc = Grow(s.host_cos, size_t(n * half));
+  float* hs = Grow(s.host_sin, size_t(n * half));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t p = position(i);
+    std::memcpy(hc + i * half, s.cos_table.data() + p * half, size_t(half) * 4);
+    std::memcpy(hs + i * half, s.sin_table.data() + p * half, size_t(half) * 4);
+  }
+  be.Upload(s.rope_cos.Grow(be, size_t(n * half)), hc, size_t(n * half));
+  be.Upload(s.rope_sin.Grow(be, size_t(n * half)), hs, size_t(n * half));
+}
+
 // Embedding rows of n tokens, converted to fp32: x (n, C).
 void Model::Embed(const int32_t* ids, int64_t n, float* x) {
-  const Tensor& e = weights_->embed;
-  const int64_t C = config_.d_model;
-  // A row is C values: whole blocks for quantized embeddings.
-  const size_t row_bytes = DTypeBytes(e.dtype, C);
-  for (int64_t i = 0; i < n; ++i)
-    ops::ToF32(e.dtype,
-               static_cast<const uint8_t*>(e.data) + size_t(ids[i]) * row_bytes,
-               C, x + i * C);
+  backend_->Embed(run_weights_->embed.matrix(), ids, n, x);
 }
 
 // Final norm and output head for the rows asked for. T names a row's
@@ -213,16 +280,25 @@ void Model::Embed(const int32_t* ids, int64_t n, float* x) {
 void Model::Head(const float* x, const int32_t* rows_in, int64_t n_rows,
                  int64_t T, float* logits) {
   const ModelConfig& c = config_;
-  const Weights& w = *weights_;
+  const Weights& w = *run_weights_;
+  ops::Backend& be = *backend_;
   const int64_t C = c.d_model, V = c.vocab_size;
-  float* rows = Grow(scratch_->rows, size_t(n_rows * C));
-  for (int64_t r = 0; r < n_rows; ++r) {
-    int64_t src = rows_in ? rows_in[r] : r;
-    std::memcpy(rows + r * C, x + src * C, size_t(C) * 4);
+  if (n_rows == 0) return;
+  float* rows = scratch_->rows.Grow(be, size_t(n_rows * C));
+  if (rows_in) {
+    be.GatherRows(x, C, rows_in, n_rows, rows);
+  } else {
+    be.Copy(rows, x, size_t(n_rows * C));
   }
-  ops::RmsNorm(rows, w.final_norm.f32(), n_rows, C, c.rms_eps, rows);
+  be.RmsNorm(rows, w.final_norm.f32(), n_rows, C, c.rms_eps, rows);
   const Tensor& head = w.lm_head.empty() ? w.embed : w.lm_head;
-  ops::MatMulWT(rows, n_rows, head.matrix(), logits);
+  if (be.host_memory()) {
+    be.MatMulWT(rows, n_rows, head.matrix(), logits, nullptr);
+  } else {
+    float* dev = scratch_->logits.Grow(be, size_t(n_rows * V));
+    be.MatMulWT(rows, n_rows, head.matrix(), dev, nullptr);
+    be.Download(logits, dev, size_t(n_rows * V));
+  }
   // Weights are finite (checked at load), so non-finite logits mean the
   // activations overflowed: fail here rather than let a sampler turn NaN
   // into an arbitrary token id.
@@ -245,20 +321,23 @@ void Model::Head(const float* x, const int32_t* rows_in, int64_t n_rows,
 void Model::CountBytes() {
   Scratch& s = *scratch_;
   s.bytes = 0;
-  for (auto* vec :
+  for (const ops::Buffer* b :
        {&s.x, &s.x2, &s.xn, &s.q, &s.k, &s.v, &s.att, &s.proj, &s.gate, &s.up,
-        &s.rope_cos, &s.rope_sin, &s.rows, &s.cos_table, &s.sin_table})
-    s.bytes += vec->capacity() * sizeof(float);
+        &s.rope_cos, &s.rope_sin, &s.rows, &s.logits})
+    s.bytes += b->size() * sizeof(float);
+  for (const std::vector<float>* v :
+       {&s.cos_table, &s.sin_table, &s.host_cos, &s.host_sin})
+    s.bytes += v->capacity() * sizeof(float);
 }
 
 void Model::Forward(const ForwardBatch& in, float* logits) {
   const ModelConfig& c = config_;
-  const Weights& w = *weights_;
+  const Weights& w = *run_weights_;
   Scratch& s = *scratch_;
+  ops::Backend& be = *backend_;
   const int64_t B = in.B, T = in.T, BT = B * T, C = c.d_model, F = c.d_ff;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim,
                 KV = int64_t(c.n_kv_heads) * c.head_dim;
-  const int64_t half = c.head_dim / 2;
   DLLM_CHECK(B >= 1 && T >= 1, "forward: empty batch (B=", B, ", T=", T, ")");
   DLLM_CHECK(in.ids != nullptr, "forward: no token ids");
   const int64_t n_rows = in.n_rows < 0 ? BT : in.n_rows;
@@ -276,32 +355,30 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
       max_pos = std::max<int64_t>(max_pos, in.positions[i]);
     }
   GrowRope(max_pos);
-  float* rc = Grow(s.rope_cos, size_t(BT * half));
-  float* rs = Grow(s.rope_sin, size_t(BT * half));
-  for (int64_t i = 0; i < BT; ++i) {
-    int64_t p = in.positions ? in.positions[i] : i % T;
-    std::memcpy(rc + i * half, s.cos_table.data() + p * half, size_t(half) * 4);
-    std::memcpy(rs + i * half, s.sin_table.data() + p * half, size_t(half) * 4);
-  }
+  GatherRope(BT, [&](int64_t i) {
+    return in.positions ? int64_t(in.positions[i]) : i % T;
+  });
 
-  float* x = Grow(s.x, size_t(BT * C));
-  float* xn = Grow(s.xn, size_t(BT * C));
-  float* q = Grow(s.q, size_t(BT * Q));
-  float* k = Grow(s.k, size_t(BT * KV));
-  float* v = Grow(s.v, size_t(BT * KV));
-  float* att = Grow(s.att, size_t(BT * Q));
-  float* proj = Grow(s.proj, size_t(BT * C));
-  float* gate = Grow(s.gate, size_t(BT * F));
-  float* up = Grow(s.up, size_t(BT * F));
+  float* x = s.x.Grow(be, size_t(BT * C));
+  float* xn = s.xn.Grow(be, size_t(BT * C));
+  float* q = s.q.Grow(be, size_t(BT * Q));
+  float* k = s.k.Grow(be, size_t(BT * KV));
+  float* v = s.v.Grow(be, size_t(BT * KV));
+  float* att = s.att.Grow(be, size_t(BT * Q));
+  float* proj = s.proj.Grow(be, size_t(BT * C));
+  float* gate = s.gate.Grow(be, size_t(BT * F));
+  float* up = s.up.Grow(be, size_t(BT * F));
   Embed(in.ids, BT, x);
 
   // Blocks ping-pong between x and x2; intermediate buffers are reused.
   ops::AttentionShape as{B,          T,        c.n_heads,   c.n_kv_heads,
                          c.head_dim, c.causal, c.block_size};
-  float* x2 = Grow(s.x2, size_t(BT * C));
+  float* x2 = s.x2.Grow(be, size_t(BT * C));
+  const float* rc = s.rope_cos.data();
+  const float* rs = s.rope_sin.data();
   const LayerActivations act{xn, q, k, v, att, proj, xn, gate, up, gate};
   for (const LayerWeights& L : w.layers) {
-    LayerForward(c, L, as, in.key_mask, rc, rs, x, act, x2);
+    LayerForward(be, c, L, as, in.key_mask, rc, rs, x, act, x2);
     std::swap(x, x2);
   }
   Head(x, in.rows, n_rows, T, logits);
@@ -311,12 +388,12 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
 void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
                           const int32_t* rows, int64_t n_rows, float* logits) {
   const ModelConfig& c = config_;
-  const Weights& w = *weights_;
+  const Weights& w = *run_weights_;
   Scratch& s = *scratch_;
+  ops::Backend& be = *backend_;
   const int64_t C = c.d_model, F = c.d_ff;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim,
                 KV = int64_t(c.n_kv_heads) * c.head_dim;
-  const int64_t half = c.head_dim / 2;
   DLLM_CHECK(n_runs >= 1, "forward: no runs");
   // N: the rows of all runs end to end; start[r]: run r's first row.
   std::vector<int64_t> start(size_t(n_runs) + 1, 0);
@@ -329,9 +406,7 @@ void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
                "forward: run ", r, " covers positions [", run.p0, ", ",
                run.p0 + run.n, "), outside its cache of ",
                run.cache->capacity());
-    DLLM_CHECK(run.cache->bytes() == size_t(c.n_layers) * 2 *
-                                         size_t(run.cache->capacity()) *
-                                         size_t(KV) * sizeof(float),
+    DLLM_CHECK(run.cache->n_layers_ == c.n_layers && run.cache->width_ == KV,
                "forward: run ", r, "'s cache was made for another model");
     const int64_t key_end = run.key_end > 0 ? run.key_end : run.p0 + run.n;
     DLLM_CHECK(key_end >= run.p0 + run.n && key_end <= run.cache->capacity(),
@@ -349,53 +424,52 @@ void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
     for (int64_t i = 0; i < n_rows; ++i)
       DLLM_CHECK(rows[i] >= 0 && rows[i] < N, "forward: output row ", rows[i],
                  " is outside the runs' ", N, " rows");
+  for (int64_t r = 0; r < n_runs; ++r) BindCache(*runs[r].cache);
 
   GrowRope(max_pos);
-  float* rc = Grow(s.rope_cos, size_t(N * half));  // (N, head_dim/2)
-  float* rs = Grow(s.rope_sin, size_t(N * half));
-  float* x = Grow(s.x, size_t(N * C));  // (N, C)
-  for (int64_t r = 0; r < n_runs; ++r) {
-    const CachedRun& run = runs[r];
-    const int64_t i0 = start[size_t(r)];
-    for (int64_t i = 0; i < run.n; ++i) {
-      const int64_t p = run.p0 + i;
-      std::memcpy(rc + (i0 + i) * half, s.cos_table.data() + p * half,
-                  size_t(half) * 4);
-      std::memcpy(rs + (i0 + i) * half, s.sin_table.data() + p * half,
-                  size_t(half) * 4);
-    }
-    Embed(run.ids, run.n, x + i0 * C);
+  // Row i of the batch: run r = the last with start[r] <= i.
+  {
+    int64_t r = 0;
+    GatherRope(N, [&](int64_t i) {
+      while (i >= start[size_t(r) + 1]) ++r;
+      return runs[r].p0 + (i - start[size_t(r)]);
+    });
   }
+  float* x = s.x.Grow(be, size_t(N * C));  // (N, C)
+  for (int64_t r = 0; r < n_runs; ++r)
+    Embed(runs[r].ids, runs[r].n, x + start[size_t(r)] * C);
 
-  float* xn = Grow(s.xn, size_t(N * C));
-  float* q = Grow(s.q, size_t(N * Q));   // (N, Q)
-  float* k = Grow(s.k, size_t(N * KV));  // (N, KV), copied into the caches
-  float* v = Grow(s.v, size_t(N * KV));
-  float* att = Grow(s.att, size_t(N * Q));
-  float* proj = Grow(s.proj, size_t(N * C));
-  float* gate = Grow(s.gate, size_t(N * F));
-  float* up = Grow(s.up, size_t(N * F));
-  float* x2 = Grow(s.x2, size_t(N * C));
+  float* xn = s.xn.Grow(be, size_t(N * C));
+  float* q = s.q.Grow(be, size_t(N * Q));   // (N, Q)
+  float* k = s.k.Grow(be, size_t(N * KV));  // (N, KV), copied into the caches
+  float* v = s.v.Grow(be, size_t(N * KV));
+  float* att = s.att.Grow(be, size_t(N * Q));
+  float* proj = s.proj.Grow(be, size_t(N * C));
+  float* gate = s.gate.Grow(be, size_t(N * F));
+  float* up = s.up.Grow(be, size_t(N * F));
+  float* x2 = s.x2.Grow(be, size_t(N * C));
+  const float* rc = s.rope_cos.data();
+  const float* rs = s.rope_sin.data();
   const LayerActivations act{xn, q, k, v, att, proj, xn, gate, up, gate};
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
-    LayerQKV(c, L, N, rc, rs, x, act);
+    LayerQKV(be, c, L, N, rc, rs, x, act);
     for (int64_t r = 0; r < n_runs; ++r) {
       const CachedRun& run = runs[r];
       const int64_t i0 = start[size_t(r)];
       float* ck = run.cache->keys(l);  // (capacity, KV)
       float* cv = run.cache->values(l);
-      std::memcpy(ck + run.p0 * KV, k + i0 * KV, size_t(run.n * KV) * 4);
-      std::memcpy(cv + run.p0 * KV, v + i0 * KV, size_t(run.n * KV) * 4);
+      be.Copy(ck + run.p0 * KV, k + i0 * KV, size_t(run.n * KV));
+      be.Copy(cv + run.p0 * KV, v + i0 * KV, size_t(run.n * KV));
       // The run's queries over the cached keys [0, key_end).
       ops::AttentionShape as{1,          run.n,   c.n_heads, c.n_kv_heads,
                              c.head_dim, c.causal};
       as.block = c.block_size;  // block-causal models: exact, like causal
       as.Tk = run.key_end > 0 ? run.key_end : run.p0 + run.n;
       as.q_offset = run.p0;
-      ops::Attention(q + i0 * Q, ck, cv, as, nullptr, att + i0 * Q);
+      be.Attention(q + i0 * Q, ck, cv, as, nullptr, att + i0 * Q);
     }
-    LayerAfterAttention(c, L, N, x, act, x2);
+    LayerAfterAttention(be, c, L, N, x, act, x2);
     std::swap(x, x2);
   }
   Head(x, rows, n_rows, 0, logits);

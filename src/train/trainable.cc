@@ -316,8 +316,8 @@ double TrainableModel::Run(const TrainBatch& in, Objective objective,
                                ATT + l * BT * Q, XMID + l * BT * C,
                                XN2 + l * BT * C, GATE + l * BT * F,
                                UP + l * BT * F,  H + l * BT * F};
-    LayerForward(c, W.layers[size_t(l)], as, nullptr, cs, sn, X + l * BT * C,
-                 act, X + (l + 1) * BT * C);
+    LayerForward(ops::CpuBackend(), c, W.layers[size_t(l)], as, nullptr, cs, sn,
+                 X + l * BT * C, act, X + (l + 1) * BT * C);
   }
   const float* xfin = X + L * BT * C;
   float* rin = Sized(a.rows_in, size_t(R * C));

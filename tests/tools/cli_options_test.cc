@@ -60,6 +60,10 @@ TEST(CliOptions, BadValuesExitTwoAndNameTheOption) {
        "option --threads: 4294967297 is out of range [0, 1024]"},
       {"forward -m " + (dir / "m") + " --ids 1 --threads two",
        "option --threads: expected an integer, got 'two'"},
+      {"forward -m " + (dir / "m") + " --ids 1 --device gpu",
+       "--device 'gpu': expected cpu, cuda or cuda:N"},
+      {"generate -m " + (dir / "m") + " -p hi --device cuda:",
+       "--device 'cuda:': expected cpu, cuda or cuda:N"},
   };
   for (const Case& c : cases) {
     test::CommandResult r = RunDllm(c.args);
@@ -70,6 +74,23 @@ TEST(CliOptions, BadValuesExitTwoAndNameTheOption) {
   // Errors that are not about the command line stay 1.
   test::CommandResult r = RunDllm("info -m " + (dir / "nothing"));
   EXPECT_EQ(r.code, 1) << r.out;
+}
+
+// --device cuda in a build without the CUDA backend is an error (1) that
+// says how to get one; --version lists the devices compiled in.
+TEST(CliOptions, DeviceCudaNeedsACudaBuild) {
+  test::TempDir dir;
+  ASSERT_EQ(RunDllm("init --preset tiny -o " + (dir / "m")).code, 0);
+  const bool cuda = Contains(RunDllm("--version").out, "devices cpu cuda");
+  test::CommandResult r =
+      RunDllm("forward -m " + (dir / "m") + " --ids 1,2 --device cuda");
+  if (cuda) GTEST_SKIP() << "a CUDA build: tests/cuda covers the device";
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(Contains(r.out, "built without the CUDA backend")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "-DDLLM_CUDA=ON")) << r.out;
+  EXPECT_TRUE(Contains(RunDllm("--version").out, "devices cpu ")) << r.out;
+  r = RunDllm("forward -m " + (dir / "m") + " --ids 1,2 --device cpu");
+  EXPECT_EQ(r.code, 0) << r.out;
 }
 
 TEST(CliOptions, InitRefusesToOverwriteAModel) {

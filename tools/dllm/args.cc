@@ -355,4 +355,24 @@ void ApplyThreadsOption(const Args& a) {
                  n, cores);
 }
 
+void AddDeviceOption(Args& a) {
+  a.Option("--device", "DEV",
+           "where the model runs: cpu, or cuda / cuda:N (an NVIDIA GPU; a "
+           "build configured with -DDLLM_CUDA=ON)",
+           "cpu");
+}
+
+std::string DeviceOption(const Args& a) {
+  const std::string d = a.Get("--device");
+  bool ok = d == "cpu" || d == "cuda";
+  if (!ok && d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.size() <= 8) {
+    ok = true;
+    for (size_t i = 5; i < d.size(); ++i) ok = ok && d[i] >= '0' && d[i] <= '9';
+  }
+  if (!ok)
+    throw UsageError("--device '" + d +
+                     "': expected cpu, cuda or cuda:N (N a device number)");
+  return d;
+}
+
 }  // namespace dllm::cli

@@ -103,4 +103,10 @@ class Args {
 void AddThreadsOption(Args& a);
 void ApplyThreadsOption(const Args& a);
 
+// --device cpu|cuda|cuda:N, the same in every command that loads a model
+// to run it; DeviceOption checks the spelling (a UsageError) and returns it
+// for LoadOptions (dllm/model.h).
+void AddDeviceOption(Args& a);
+std::string DeviceOption(const Args& a);
+
 }  // namespace dllm::cli

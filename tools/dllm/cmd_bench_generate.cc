@@ -152,14 +152,15 @@ int RunBenchGenerate(int argc, char** argv) {
            "its last 10% with the same measures");
   AddGenerateOptions(a);
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_USAGE_CHECK(a.Has("--model"), "bench generate: -m DIR is required");
   ApplyThreadsOption(a);
   const int threads = NumThreads();
-  auto engine = Engine::Load(a.Get("--model"));
+  auto engine = Engine::Load(a.Get("--model"), {DeviceOption(a)});
   std::unique_ptr<Engine> ar;
   if (a.Has("--ar-model")) {
-    ar = Engine::Load(a.Get("--ar-model"));
+    ar = Engine::Load(a.Get("--ar-model"), {DeviceOption(a)});
     DLLM_CHECK(ar->config().causal, a.Get("--ar-model"),
                ": --ar-model must be a causal model (config causal true)");
     DLLM_CHECK(ar->config().vocab_size == engine->config().vocab_size,

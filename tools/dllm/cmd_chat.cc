@@ -87,11 +87,12 @@ int RunChat(int argc, char** argv) {
          "show the canvas being denoised instead of streaming the text");
   a.Flag("--quiet", "no statistics after each answer");
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_USAGE_CHECK(a.Has("--model"), "chat: -m DIR is required");
   ApplyThreadsOption(a);
   const std::string dir = a.Get("--model");
-  auto engine = Engine::Load(dir);
+  auto engine = Engine::Load(dir, {DeviceOption(a)});
   if (a.Has("--chat-template"))
     engine->SetChatTemplate(LoadTemplateFile(a.Get("--chat-template")));
   const ModelConfig& c = engine->config();

@@ -83,6 +83,7 @@ int RunEvalChoice(int argc, char** argv) {
   a.Option("--samples", "FILE",
            "also write one JSON line per question (choices' nll, pick)");
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   a.Require("--model");
   a.Require("--data");
@@ -95,7 +96,7 @@ int RunEvalChoice(int argc, char** argv) {
 
   std::vector<Question> qs = ReadQuestions(a.Get("--data"));
   if (limit > 0 && int64_t(qs.size()) > limit) qs.resize(size_t(limit));
-  auto engine = Engine::Load(a.Get("--model"));
+  auto engine = Engine::Load(a.Get("--model"), {DeviceOption(a)});
   std::FILE* samples = nullptr;
   if (a.Has("--samples")) {
     samples = std::fopen(a.Get("--samples").c_str(), "w");

@@ -191,6 +191,7 @@ int RunEvalCode(CodeBenchmark b, int argc, char** argv) {
   AddStopOption(a);
   AddGenerateOptions(a);
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
 
   CodeEvalOptions o;
@@ -248,7 +249,7 @@ int RunEvalCode(CodeBenchmark b, int argc, char** argv) {
     po.shots = a.Has("--shots") ? int(a.GetInt("--shots", 0, 1000)) : -1;
     po.shots_data = a.Get("--shots-data");
     ApplyThreadsOption(a);
-    auto engine = Engine::Load(a.Get("--model"));
+    auto engine = Engine::Load(a.Get("--model"), {DeviceOption(a)});
     const ModelConfig& c = engine->config();
     DLLM_CHECK(b != CodeBenchmark::kHumanEvalInfill ||
                    (!c.causal && c.block_size == 0),

@@ -156,6 +156,7 @@ int RunEvalInfill(int argc, char** argv) {
            "oracle");
   AddGenerateOptions(a);
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   // Every value is checked before the model is read (bad ones: exit 2).
   a.Require("--model");
@@ -192,7 +193,7 @@ int RunEvalInfill(int argc, char** argv) {
   }
   DLLM_CHECK(!files.empty(), "--files names no files");
 
-  auto engine = Engine::Load(a.Get("--model"));
+  auto engine = Engine::Load(a.Get("--model"), {DeviceOption(a)});
   const ModelConfig& cfg = engine->config();
   DLLM_CHECK(engine->tokenizer().loaded(), engine->dir(),
              ": no tokenizer.json (infilling compares text)");

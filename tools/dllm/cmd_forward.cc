@@ -28,13 +28,14 @@ int RunForward(int argc, char** argv) {
            "positions whose logits to output (default: all)");
   a.Option("--dump-logits", "FILE", "write the logits here");
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   a.Require("--model");
   a.Require("--ids");
   ApplyThreadsOption(a);
   std::vector<int32_t> ids = ParseIdList(a.Get("--ids"), "--ids");
   DLLM_USAGE_CHECK(!ids.empty(), "forward: --ids is empty");
-  auto model = Model::Load(a.Get("--model"));
+  auto model = Model::Load(a.Get("--model"), {DeviceOption(a)});
   const ModelConfig& c = model->config();
   DLLM_CHECK(int64_t(ids.size()) <= c.max_seq_len, "forward: ", ids.size(),
              " tokens exceed the model's context of ", c.max_seq_len);

@@ -58,13 +58,14 @@ int RunGenerate(int argc, char** argv) {
          "print only the generated ids, space separated, on one line");
   a.Flag("--json", "print a JSON object with the text, ids and statistics");
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_USAGE_CHECK(a.Has("--model"), "generate: -m DIR is required");
   DLLM_USAGE_CHECK(a.Has("--prompt") != a.Has("--prompt-ids") ||
                        (!a.Has("--prompt") && !a.Has("--prompt-ids")),
                    "generate: give -p TEXT or --prompt-ids, not both");
   ApplyThreadsOption(a);
-  auto engine = Engine::Load(a.Get("--model"));
+  auto engine = Engine::Load(a.Get("--model"), {DeviceOption(a)});
   const ModelConfig& c = engine->config();
   const Tokenizer& tok = engine->tokenizer();
   std::vector<int32_t> prompt;

@@ -59,6 +59,7 @@ int RunServe(int argc, char** argv) {
            "open in tests)",
            "0");
   AddThreadsOption(a);
+  AddDeviceOption(a);
   if (!a.Parse(argc, argv)) return a.exit_code();
   DLLM_USAGE_CHECK(a.Has("--model"), "serve: -m DIR is required");
   ServerOptions o;
@@ -87,7 +88,7 @@ int RunServe(int argc, char** argv) {
 
   ApplyThreadsOption(a);
 
-  auto engine = Engine::Load(a.Get("--model"));
+  auto engine = Engine::Load(a.Get("--model"), {DeviceOption(a)});
   Server server(*engine, o);
   const int port = server.Bind();
   std::fprintf(

@@ -8,6 +8,7 @@
 #include "args.h"
 #include "command.h"
 #include "dllm/error.h"
+#include "dllm/model.h"
 #include "dllm/version.h"
 
 namespace dllm::cli {
@@ -40,6 +41,11 @@ int RunVersion(int argc, char** argv) {
   std::printf("simd   %s (compiled: %s)\n", simd.chosen.c_str(),
               compiled.c_str());
   std::printf("cores  %u\n", std::thread::hardware_concurrency());
+  std::string devices;
+  for (const std::string& d : dllm::CompiledDevices())
+    devices += (devices.empty() ? "" : " ") + d;
+  std::printf("devices %s (--device; cuda needs -DDLLM_CUDA=ON)\n",
+              devices.c_str());
   return 0;
 }
 

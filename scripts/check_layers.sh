@@ -25,7 +25,7 @@ declare -A ALLOWED=(
 # The layer that implements each public header.
 declare -A OWNER=(
   [error.h]=base [files.h]=base [timer.h]=base [runtime.h]=base
-  [ceiling.h]=ops [quant_bench.h]=ops
+  [ceiling.h]=ops [quant_bench.h]=ops [row_stats.h]=ops
   [tokenizer.h]=tokenizer [chat_template.h]=tokenizer [bpe_train.h]=tokenizer
   [config.h]=model [model.h]=model [version.h]=model
   [generate.h]=generate [generator.h]=generate

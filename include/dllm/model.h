@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dllm/config.h"
+#include "dllm/row_stats.h"
 
 namespace dllm {
 
@@ -141,6 +142,21 @@ class Model {
   void ForwardCached(const CachedRun* runs, int64_t n_runs, const int32_t* rows,
                      int64_t n_rows, float* logits);
 
+  // Forward and ForwardCached for deterministic samplers: instead of the
+  // logits, the RowStats (dllm/row_stats.h) of each requested row after
+  // the columns `banned` (the same for every row) are set to -inf. On a
+  // GPU only these come back to the host. The logits stay in the model
+  // until its next forward, for RestatRows.
+  void ForwardStats(const ForwardBatch& batch,
+                    const std::vector<int32_t>& banned, RowStats* stats);
+  void ForwardCachedStats(const CachedRun* runs, int64_t n_runs,
+                          const int32_t* rows, int64_t n_rows,
+                          const std::vector<int32_t>& banned, RowStats* stats);
+  // Bans the columns `more` as well in the rows `which` (indices into the
+  // last stats call's rows) and gives their new statistics.
+  void RestatRows(const int32_t* which, int64_t n,
+                  const std::vector<int32_t>& more, RowStats* stats);
+
   // Bytes of activation buffers the last Forward used.
   size_t activation_bytes() const;
 
@@ -153,8 +169,21 @@ class Model {
   void GatherRope(int64_t n, PositionOf position);
   void PlaceWeights(const std::string& device);
   void Embed(const int32_t* ids, int64_t n, float* x);
+  // Where the head's output goes: the caller's logits (host), or the
+  // model's own buffer, reduced to statistics.
+  struct HeadOut {
+    float* logits = nullptr;
+    const std::vector<int32_t>* banned = nullptr;
+    RowStats* stats = nullptr;
+  };
   void Head(const float* x, const int32_t* rows, int64_t n_rows, int64_t T,
-            float* logits);
+            const HeadOut& out);
+  void RunForward(const ForwardBatch& batch, const HeadOut& out);
+  void RunForwardCached(const CachedRun* runs, int64_t n_runs,
+                        const int32_t* rows, int64_t n_rows,
+                        const HeadOut& out);
+  void CheckStats(const RowStats* stats, const int32_t* rows, int64_t n,
+                  int64_t T) const;
   void CountBytes();
   void BindCache(KVCache& cache) const;
   ModelConfig config_;

@@ -69,7 +69,64 @@ void TopKFilter(float* row, int V, int k, std::vector<float>& scratch) {
     if (row[v] < kth) row[v] = -INFINITY;
 }
 
+// eos_last: an end-of-sequence choice ranks after every other choice,
+// still above "not masked".
+void EosLast(Choice& c, const GenerateOptions& opt,
+             const std::vector<int32_t>& eos_ids) {
+  if (!opt.eos_last) return;
+  for (int32_t e : eos_ids)
+    if (c.token == e) c.confidence -= 1e4f;
+}
+
 }  // namespace
+
+bool StatsDecide(const GenerateOptions& opt) {
+  if (opt.temperature > 0) return false;
+  if (IsLLaDAOrder(opt.order)) return true;
+  return opt.top_p >= 1.0 && (opt.top_k == 0 || opt.top_k == 1);
+}
+
+Choice ChoiceFromStats(const ops::RowStats& raw, const GenerateOptions& opt,
+                       const std::vector<int32_t>& eos_ids, int step,
+                       int position) {
+  Choice c;
+  c.token = raw.argmax;
+  c.entropy = raw.entropy;
+  if (IsLLaDAOrder(opt.order)) {
+    // The probability of the argmax under the unfiltered softmax.
+    c.confidence =
+        opt.order == Order::kRandom
+            ? float(RandomUniform(
+                  opt.seed, RandomStream(kRandomOrder, step, position), 0))
+            : float(std::exp(double(raw.max) - raw.log_norm));
+  } else {
+    ops::RowStats st = raw;
+    if (opt.top_k == 1) {
+      // Dream's top-k 1 leaves the entries equal to the max: their
+      // statistics follow from the count, as ComputeRowStats gives them on
+      // the filtered row (each adds exp(0) = 1, the rest exactly 0).
+      st.second = st.ties >= 2 ? st.max : -INFINITY;
+      const double z = double(st.ties);
+      st.log_norm = float(double(st.max) + std::log(z));
+      st.entropy = float(std::log(z));
+      c.entropy = st.entropy;
+    }
+    const double p_tok = std::exp(double(st.max) - st.log_norm);
+    switch (opt.order) {
+      case Order::kTopkMargin:
+        c.confidence = float(std::exp(double(st.max) - st.log_norm) -
+                             std::exp(double(st.second) - st.log_norm));
+        break;
+      case Order::kEntropy:
+        c.confidence = -st.entropy;
+        break;
+      default:  // maskgit_plus, origin
+        c.confidence = float(p_tok);
+    }
+  }
+  EosLast(c, opt, eos_ids);
+  return c;
+}
 
 Choice ChooseToken(float* row, int V, const GenerateOptions& opt,
                    const std::vector<int32_t>& eos_ids, int step, int position,
@@ -77,6 +134,10 @@ Choice ChooseToken(float* row, int V, const GenerateOptions& opt,
   if (opt.ban_eos)
     for (int32_t e : eos_ids)
       if (e >= 0 && e < V) row[e] = -INFINITY;
+  // Deterministic samplers need one pass over the row.
+  if (StatsDecide(opt))
+    return ChoiceFromStats(ops::ComputeRowStats(row, V), opt, eos_ids, step,
+                           position);
   Choice c;
   const uint64_t seed = opt.seed;
   if (IsLLaDAOrder(opt.order)) {
@@ -84,16 +145,13 @@ Choice ChooseToken(float* row, int V, const GenerateOptions& opt,
     // confidence is the probability of x0 under the unfiltered softmax.
     ops::RowStats st = ops::ComputeRowStats(row, V);
     c.token = st.argmax;
-    if (opt.temperature > 0) {
-      const uint64_t stream = RandomStream(kGumbel, step, position);
-      double best = -INFINITY;
-      for (int v = 0; v < V; ++v) {
-        if (row[v] == -INFINITY) continue;
-        double u = RandomUniform(seed, stream, uint64_t(v));
-        double score =
-            double(row[v]) - opt.temperature * std::log(-std::log(u));
-        if (score > best) best = score, c.token = v;
-      }
+    const uint64_t stream = RandomStream(kGumbel, step, position);
+    double best = -INFINITY;
+    for (int v = 0; v < V; ++v) {
+      if (row[v] == -INFINITY) continue;
+      double u = RandomUniform(seed, stream, uint64_t(v));
+      double score = double(row[v]) - opt.temperature * std::log(-std::log(u));
+      if (score > best) best = score, c.token = v;
     }
     c.entropy = st.entropy;
     if (opt.order == Order::kRandom)
@@ -137,11 +195,7 @@ Choice ChooseToken(float* row, int V, const GenerateOptions& opt,
         c.confidence = float(p_tok);
     }
   }
-  if (opt.eos_last)
-    for (int32_t e : eos_ids)
-      if (c.token == e)
-        c.confidence -=
-            1e4f;  // after every other choice, still above "not masked"
+  EosLast(c, opt, eos_ids);
   return c;
 }
 

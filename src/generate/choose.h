@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dllm/generate.h"
+#include "ops/ops.h"
 
 namespace dllm::gen {
 
@@ -32,6 +33,15 @@ enum RandomTag : uint64_t {
 
 // The stream key for (tag, step, position).
 uint64_t RandomStream(RandomTag tag, int step, int position);
+
+// Whether a choice depends on the logits only through their RowStats
+// (after bans): the deterministic samplers (temperature 0; Dream's orders
+// with no top-p and top-k 0 or 1). Then ChoiceFromStats gives the choice
+// ChooseToken would, and a GPU returns only the statistics.
+bool StatsDecide(const GenerateOptions& opt);
+Choice ChoiceFromStats(const ops::RowStats& st, const GenerateOptions& opt,
+                       const std::vector<int32_t>& eos_ids, int step,
+                       int position);
 
 // Chooses a token for one position from its logits `row` (length V, modified
 // in place: bans and filters). `step` is the sequence's own step counter.

@@ -171,11 +171,62 @@ void TwinIds(const Canvas& c, int32_t mask_id, int32_t* out) {
   }
 }
 
+// Whether every sequence of a forward call decides from statistics
+// (StatsDecide, no CFG) under the same bans, and those bans: end-of-sequence
+// ids with ban_eos, [MASK] under adaptive schedules (as the logits path
+// sets them).
+bool StatsBans(const std::vector<LiveSeq>& seqs, int32_t mask_id,
+               std::vector<int32_t>* bans) {
+  bans->clear();
+  for (size_t a = 0; a < seqs.size(); ++a) {
+    const Sequence& s = *seqs[a].s;
+    if (s.opt.cfg_scale > 0 || !StatsDecide(s.opt)) return false;
+    std::vector<int32_t> b;
+    if (!s.rule->fixed) b.push_back(mask_id);
+    if (s.opt.ban_eos) b.insert(b.end(), s.eos.begin(), s.eos.end());
+    std::sort(b.begin(), b.end());
+    b.erase(std::unique(b.begin(), b.end()), b.end());
+    if (a == 0) *bans = b;
+    if (b != *bans) return false;
+  }
+  return !seqs.empty();
+}
+
+// Choices from the statistics of the model's last stats call, whose row j
+// scores candidate cand_of[j]. A choice of [MASK] itself falls back to the
+// best real token: the same row with [MASK] banned too (RestatRows).
+void ChooseFromStats(GeneratorState& g, const std::vector<LiveSeq>& seqs,
+                     const std::vector<int32_t>& cand_pos,
+                     const std::vector<size_t>& cand_of,
+                     std::vector<Choice>& choices) {
+  const int32_t mask_id = g.model.config().mask_token_id;
+  std::vector<const Sequence*> seq_of(choices.size(), nullptr);
+  for (const LiveSeq& l : seqs)
+    for (size_t k = l.k0; k < l.k1; ++k) seq_of[k] = l.s;
+  std::vector<int32_t> restat;  // rows whose choice was [MASK]
+  for (size_t j = 0; j < cand_of.size(); ++j) {
+    const size_t k = cand_of[j];
+    const Sequence& s = *seq_of[k];
+    choices[k] = ChoiceFromStats(g.row_stats[j], s.opt, s.eos,
+                                 s.canvas.steps_done, cand_pos[k]);
+    if (choices[k].token == mask_id && !s.opt.reference_mask_choices)
+      restat.push_back(int32_t(j));
+  }
+  if (restat.empty()) return;
+  std::vector<ops::RowStats> st(restat.size());
+  g.model.RestatRows(restat.data(), int64_t(restat.size()), {mask_id},
+                     st.data());
+  for (size_t i = 0; i < restat.size(); ++i)
+    choices[cand_of[size_t(restat[i])]].fallback = st[i].argmax;
+}
+
 // Without a cache: one batch of the sequences in id order, then the
 // unconditional twins of those with CFG, right-padded; every position runs.
 void ForwardUncached(GeneratorState& g, const std::vector<LiveSeq>& seqs,
                      const std::vector<int32_t>& cand_pos,
-                     std::vector<float*>& cond, std::vector<float*>& uncond) {
+                     const std::vector<int32_t>* bans,
+                     std::vector<float*>& cond, std::vector<float*>& uncond,
+                     std::vector<Choice>& choices) {
   const ModelConfig& cfg = g.model.config();
   const int V = cfg.vocab_size;
   const int n = int(seqs.size());
@@ -207,13 +258,22 @@ void ForwardUncached(GeneratorState& g, const std::vector<LiveSeq>& seqs,
     }
   const size_t n_cond = g.rows.size();
   for (const auto& [k, r] : twin_rows) g.rows.push_back(r);
-  g.logits.resize(g.rows.size() * size_t(V));
   ForwardBatch fb;
   fb.B = n_seq, fb.T = T, fb.ids = g.ids.data(),
   fb.key_mask = g.key_mask.data();
   fb.rows = g.rows.data(), fb.n_rows = int64_t(g.rows.size());
-  g.model.Forward(fb, g.logits.data());
   size_t j = 0;
+  if (bans) {  // statistics only (no CFG here: one row per candidate)
+    g.row_stats.resize(g.rows.size());
+    g.model.ForwardStats(fb, *bans, g.row_stats.data());
+    std::vector<size_t> cand_of;
+    for (const LiveSeq& l : seqs)
+      for (size_t k = l.k0; k < l.k1; ++k) cand_of.push_back(k);
+    ChooseFromStats(g, seqs, cand_pos, cand_of, choices);
+    return;
+  }
+  g.logits.resize(g.rows.size() * size_t(V));
+  g.model.Forward(fb, g.logits.data());
   for (const LiveSeq& l : seqs)
     for (size_t k = l.k0; k < l.k1; ++k)
       cond[k] = g.logits.data() + (j++) * size_t(V);
@@ -231,7 +291,9 @@ void ForwardUncached(GeneratorState& g, const std::vector<LiveSeq>& seqs,
 // earlier position that is still masked (it chose [MASK]).
 void ForwardWithCache(GeneratorState& g, const std::vector<LiveSeq>& seqs,
                       const std::vector<int32_t>& cand_pos,
-                      std::vector<float*>& cond, std::vector<float*>& uncond) {
+                      const std::vector<int32_t>* bans,
+                      std::vector<float*>& cond, std::vector<float*>& uncond,
+                      std::vector<Choice>& choices) {
   const ModelConfig& cfg = g.model.config();
   const int V = cfg.vocab_size;
   g.runs.clear();
@@ -303,6 +365,14 @@ void ForwardWithCache(GeneratorState& g, const std::vector<LiveSeq>& seqs,
   }
   const size_t n_cond = g.cached_rows.size();
   for (const auto& [k, r] : twin_rows) g.cached_rows.push_back(r);
+  if (bans) {  // statistics only (no CFG here: one row per candidate)
+    g.row_stats.resize(g.cached_rows.size());
+    g.model.ForwardCachedStats(
+        g.runs.data(), int64_t(g.runs.size()), g.cached_rows.data(),
+        int64_t(g.cached_rows.size()), *bans, g.row_stats.data());
+    ChooseFromStats(g, seqs, cand_pos, cond_of, choices);
+    return;
+  }
   g.cached_logits.resize(g.cached_rows.size() * size_t(V));
   g.model.ForwardCached(g.runs.data(), int64_t(g.runs.size()),
                         g.cached_rows.data(), int64_t(g.cached_rows.size()),
@@ -345,18 +415,30 @@ bool StepDiffusion(GeneratorState& g) {
   if (live.empty()) return false;
   const size_t n_cand = cand_pos.size();
   std::vector<float*> cond(n_cand, nullptr), uncond(n_cand, nullptr);
+  // Deterministic samplers take each row's statistics from the model (on a
+  // GPU, all that comes back) and are chosen right after their forward
+  // call: per call, when every sequence in it decides from statistics under
+  // the same bans. The others get logits and are chosen below.
+  std::vector<Choice> choices(n_cand);
+  std::vector<int32_t> plain_bans, cached_bans;
+  const bool plain_stats = StatsBans(plain, mask_id, &plain_bans);
+  const bool cached_stats = StatsBans(cached, mask_id, &cached_bans);
   Timer ft;
-  if (!plain.empty()) ForwardUncached(g, plain, cand_pos, cond, uncond);
-  if (!cached.empty()) ForwardWithCache(g, cached, cand_pos, cond, uncond);
+  if (!plain.empty())
+    ForwardUncached(g, plain, cand_pos, plain_stats ? &plain_bans : nullptr,
+                    cond, uncond, choices);
+  if (!cached.empty())
+    ForwardWithCache(g, cached, cand_pos, cached_stats ? &cached_bans : nullptr,
+                     cond, uncond, choices);
   g.stats.forward_seconds += ft.Seconds();
   ++g.stats.forward_passes;
 
   // Token and score for each candidate, in parallel (each row is
   // independent and its random numbers depend only on its own sequence).
-  std::vector<Choice> choices(n_cand);
   ParallelFor(n_cand, 1, [&](size_t b0, size_t e0, int) {
     thread_local std::vector<float> scratch;
     for (size_t k = b0; k < e0; ++k) {
+      if (!cond[k]) continue;  // decided from statistics above
       const Sequence& s = *live[size_t(cand_seq[k])];
       float* row = cond[k];
       if (uncond[k]) {

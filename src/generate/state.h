@@ -51,6 +51,7 @@ struct GeneratorState {
   std::vector<int32_t> ids, rows, cached_rows;
   std::vector<uint8_t> key_mask;
   std::vector<float> logits, cached_logits;
+  std::vector<RowStats> row_stats;  // of the last stats forward
   std::vector<CachedRun> runs;
 };
 

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "base/rng.h"
+#include "base/thread_pool.h"
 #include "dllm/error.h"
 #include "dllm/model.h"
 #include "model/save.h"
@@ -21,11 +22,16 @@ void InitRandomModel(const ModelConfig& config, const std::string& dir,
   // needs more than one tensor in memory.
   WriteModelFolder(config, dir, dtype, [&](size_t i, float* dst) {
     const TensorSpec& s = specs[i];
-    for (int64_t j = 0; j < s.numel(); ++j)
-      dst[j] = s.role == TensorRole::kNorm ? 1.0f
-               : s.role == TensorRole::kBias
-                   ? 0.0f
-                   : float(init_std * RandomNormal(seed, i, uint64_t(j)));
+    // Counter-based draws: the same values on any number of threads (an
+    // 8B-shaped model is 8e9 of them).
+    ParallelFor(
+        size_t(s.numel()), size_t(1) << 16, [&](size_t b, size_t e, int) {
+          for (size_t j = b; j < e; ++j)
+            dst[j] = s.role == TensorRole::kNorm ? 1.0f
+                     : s.role == TensorRole::kBias
+                         ? 0.0f
+                         : float(init_std * RandomNormal(seed, i, uint64_t(j)));
+        });
   });
 }
 

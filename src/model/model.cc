@@ -27,6 +27,7 @@ struct Model::Scratch {
   std::vector<float> cos_table, sin_table;  // (positions, head_dim/2)
   std::vector<float> host_cos, host_sin;    // gathered per row, then uploaded
   int64_t table_positions = 0;
+  int64_t stats_rows = 0;  // rows of `logits` the last stats call left
   size_t bytes = 0;
 };
 
@@ -208,6 +209,14 @@ int64_t FirstNonFiniteF32(const float* x, int64_t n) {
   return -1;
 }
 
+// "position P of sequence S" for a flat row index of a (., T) batch; "row
+// R" when T is 0 (the runs of a cached forward).
+std::string RowName(int64_t src, int64_t T) {
+  return T > 0 ? "position " + std::to_string(src % T) + " of sequence " +
+                     std::to_string(src / T)
+               : "row " + std::to_string(src);
+}
+
 }  // namespace
 
 KVCache::KVCache(const ModelConfig& c, int64_t capacity)
@@ -275,14 +284,16 @@ void Model::Embed(const int32_t* ids, int64_t n, float* x) {
   backend_->Embed(run_weights_->embed.matrix(), ids, n, x);
 }
 
-// Final norm and output head for the rows asked for. T names a row's
+// Final norm and output head for the rows asked for: raw logits into
+// out.logits, or (out.stats) statistics after out.banned. T names a row's
 // position and sequence in errors (row / T, row % T); 0 = just the row.
 void Model::Head(const float* x, const int32_t* rows_in, int64_t n_rows,
-                 int64_t T, float* logits) {
+                 int64_t T, const HeadOut& out) {
   const ModelConfig& c = config_;
   const Weights& w = *run_weights_;
   ops::Backend& be = *backend_;
   const int64_t C = c.d_model, V = c.vocab_size;
+  scratch_->stats_rows = 0;
   if (n_rows == 0) return;
   float* rows = scratch_->rows.Grow(be, size_t(n_rows * C));
   if (rows_in) {
@@ -292,6 +303,22 @@ void Model::Head(const float* x, const int32_t* rows_in, int64_t n_rows,
   }
   be.RmsNorm(rows, w.final_norm.f32(), n_rows, C, c.rms_eps, rows);
   const Tensor& head = w.lm_head.empty() ? w.embed : w.lm_head;
+  if (out.stats) {
+    float* logits = scratch_->logits.Grow(be, size_t(n_rows * V));
+    be.MatMulWT(rows, n_rows, head.matrix(), logits, nullptr);
+    const std::vector<int32_t>& banned = *out.banned;
+    for (int32_t id : banned)
+      DLLM_CHECK(id >= 0 && id < V, "forward: banned token ", id,
+                 " is outside the vocabulary [0, ", V, ")");
+    if (!banned.empty())
+      be.FillColumns(logits, n_rows, V, banned.data(), int64_t(banned.size()),
+                     -INFINITY);
+    be.RowStatsRows(logits, n_rows, V, out.stats);
+    scratch_->stats_rows = n_rows;
+    CheckStats(out.stats, rows_in, n_rows, T);
+    return;
+  }
+  float* logits = out.logits;
   if (be.host_memory()) {
     be.MatMulWT(rows, n_rows, head.matrix(), logits, nullptr);
   } else {
@@ -308,14 +335,62 @@ void Model::Head(const float* x, const int32_t* rows_in, int64_t n_rows,
     uint32_t u;
     std::memcpy(&u, logits + bad, 4);
     const bool is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-    const std::string where = T > 0 ? "position " + std::to_string(src % T) +
-                                          " of sequence " +
-                                          std::to_string(src / T)
-                                    : "row " + std::to_string(src);
-    Fail("forward: the logits of ", where, " hold ", is_nan ? "NaN" : "Inf",
-         " (token ", bad % V, "): the activations overflowed; are the weights ",
-         "of ", dir_, " from a diverged training run or too large?");
+    Fail("forward: the logits of ", RowName(src, T), " hold ",
+         is_nan ? "NaN" : "Inf", " (token ", bad % V,
+         "): the activations overflowed; are the weights of ", dir_,
+         " from a diverged training run or too large?");
   }
+}
+
+// The statistics see a NaN or an Inf anywhere in a row: the normaliser
+// then is not finite (banned -inf entries add nothing).
+void Model::CheckStats(const RowStats* stats, const int32_t* rows_in, int64_t n,
+                       int64_t T) const {
+  for (int64_t r = 0; r < n; ++r) {
+    if (std::isfinite(stats[r].log_norm) && std::isfinite(stats[r].max))
+      continue;
+    const int64_t src = rows_in ? rows_in[r] : r;
+    Fail("forward: the logits of ", RowName(src, T),
+         " are not finite (or every token is banned): the activations "
+         "overflowed; are the weights of ",
+         dir_, " from a diverged training run or too large?");
+  }
+}
+
+void Model::ForwardStats(const ForwardBatch& batch,
+                         const std::vector<int32_t>& banned, RowStats* stats) {
+  RunForward(batch, HeadOut{nullptr, &banned, stats});
+}
+
+void Model::ForwardCachedStats(const CachedRun* runs, int64_t n_runs,
+                               const int32_t* rows, int64_t n_rows,
+                               const std::vector<int32_t>& banned,
+                               RowStats* stats) {
+  RunForwardCached(runs, n_runs, rows, n_rows,
+                   HeadOut{nullptr, &banned, stats});
+}
+
+void Model::RestatRows(const int32_t* which, int64_t n,
+                       const std::vector<int32_t>& more, RowStats* stats) {
+  Scratch& s = *scratch_;
+  ops::Backend& be = *backend_;
+  const int64_t V = config_.vocab_size;
+  if (n == 0) return;
+  DLLM_CHECK(s.stats_rows > 0, "forward: RestatRows without a stats forward");
+  for (int32_t id : more)
+    DLLM_CHECK(id >= 0 && id < V, "forward: banned token ", id,
+               " is outside the vocabulary [0, ", V, ")");
+  // Gather the rows, ban, reduce: rows of the kept logits stay as they were
+  // for any later RestatRows of other rows.
+  std::vector<int32_t> idx(which, which + n);
+  for (int32_t i : idx)
+    DLLM_CHECK(i >= 0 && i < s.stats_rows, "forward: RestatRows row ", i,
+               " is outside the last call's ", s.stats_rows, " rows");
+  float* tmp = s.rows.Grow(be, size_t(n * V));
+  be.GatherRows(s.logits.data(), V, idx.data(), n, tmp);
+  if (!more.empty())
+    be.FillColumns(tmp, n, V, more.data(), int64_t(more.size()), -INFINITY);
+  be.RowStatsRows(tmp, n, V, stats);
 }
 
 void Model::CountBytes() {
@@ -330,7 +405,16 @@ void Model::CountBytes() {
     s.bytes += v->capacity() * sizeof(float);
 }
 
-void Model::Forward(const ForwardBatch& in, float* logits) {
+void Model::Forward(const ForwardBatch& batch, float* logits) {
+  RunForward(batch, HeadOut{logits});
+}
+
+void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
+                          const int32_t* rows, int64_t n_rows, float* logits) {
+  RunForwardCached(runs, n_runs, rows, n_rows, HeadOut{logits});
+}
+
+void Model::RunForward(const ForwardBatch& in, const HeadOut& out) {
   const ModelConfig& c = config_;
   const Weights& w = *run_weights_;
   Scratch& s = *scratch_;
@@ -381,12 +465,13 @@ void Model::Forward(const ForwardBatch& in, float* logits) {
     LayerForward(be, c, L, as, in.key_mask, rc, rs, x, act, x2);
     std::swap(x, x2);
   }
-  Head(x, in.rows, n_rows, T, logits);
+  Head(x, in.rows, n_rows, T, out);
   CountBytes();
 }
 
-void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
-                          const int32_t* rows, int64_t n_rows, float* logits) {
+void Model::RunForwardCached(const CachedRun* runs, int64_t n_runs,
+                             const int32_t* rows, int64_t n_rows,
+                             const HeadOut& out) {
   const ModelConfig& c = config_;
   const Weights& w = *run_weights_;
   Scratch& s = *scratch_;
@@ -472,7 +557,7 @@ void Model::ForwardCached(const CachedRun* runs, int64_t n_runs,
     LayerAfterAttention(be, c, L, N, x, act, x2);
     std::swap(x, x2);
   }
-  Head(x, rows, n_rows, 0, logits);
+  Head(x, rows, n_rows, 0, out);
   CountBytes();
 }
 

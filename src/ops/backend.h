@@ -75,6 +75,11 @@ class Backend {
   // out (n, width) = the rows rows[0, n) (host indices) of x (., width).
   virtual void GatherRows(const float* x, int64_t width, const int32_t* rows,
                           int64_t n, float* out) = 0;
+  // x[r * width + cols[i]] = value for every row r < n and every column
+  // index of cols (host memory): banned tokens.
+  virtual void FillColumns(float* x, int64_t n, int64_t width,
+                           const int32_t* cols, int64_t n_cols,
+                           float value) = 0;
   // The sampling reductions of ComputeRowStats over each of n rows of
   // logits (n, V), written to host memory, so only these come back.
   virtual void RowStatsRows(const float* logits, int64_t n, int64_t V,

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "base/dtype.h"
+#include "dllm/row_stats.h"
 
 namespace dllm::ops {
 
@@ -111,14 +112,9 @@ float SoftmaxInPlace(float* x, int64_t n);
 
 namespace dllm::ops {
 
-// Fused reductions over one row of logits, for samplers: never a full sort.
-struct RowStats {
-  int32_t argmax = 0;  // first index of the largest value
-  float max = 0;       // largest value
-  float second = 0;    // second-largest value (-inf for a row of one)
-  float log_norm = 0;  // log sum exp (softmax normaliser)
-  float entropy = 0;   // -sum p log p of softmax(row), in nats
-};
+// Fused reductions over one row of logits, for samplers: never a full sort
+// (the struct is public: dllm/row_stats.h).
+using ::dllm::RowStats;
 
 // Stats of softmax(x). Values of -inf are allowed (banned tokens).
 RowStats ComputeRowStats(const float* x, int64_t n);

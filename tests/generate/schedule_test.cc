@@ -180,6 +180,7 @@ TEST(Choose, TopKKeepsTheKLargestWithTies) {
     EXPECT_EQ(row[size_t(c.token)], sorted[0]) << "k=" << k;
     // Confidence = p(argmax) under the filtered softmax: 1 / z.
     EXPECT_NEAR(c.confidence, 1.0 / z, 1e-6) << "k=" << k;
+    if (k == 1) continue;  // decided from the row's statistics, row untouched
     int kept = 0;
     for (float x : r) kept += x != -INFINITY;
     EXPECT_EQ(kept, int(std::count_if(row.begin(), row.end(),
@@ -187,3 +188,61 @@ TEST(Choose, TopKKeepsTheKLargestWithTies) {
         << "k=" << k;
   }
 }
+
+namespace dllm::gen {
+namespace {
+
+// The deterministic samplers decide from one row's statistics
+// (StatsDecide): that choice must be the one the literal filtering gives,
+// bit for bit, or a GPU returning only statistics would decode differently.
+// Top-k 1 is the case that skips work: Dream's filter then softmax.
+TEST(Choose, StatisticsGiveTheFilteringPathsChoice) {
+  const int V = 300;
+  std::vector<float> scratch;
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<float> row(V);
+    for (int v = 0; v < V; ++v)
+      row[size_t(v)] = float(((v + 13) * (trial + 7) * 7919) % 1009) * 0.01f;
+    if (trial % 3 == 0) row[5] = row[250] = 20.0f;  // a tie at the max
+    if (trial % 4 == 0) row[7] = -INFINITY;         // a banned token
+    for (Order order : {Order::kLowConfidence, Order::kMaskgitPlus,
+                        Order::kTopkMargin, Order::kEntropy}) {
+      for (int top_k : {0, 1}) {
+        GenerateOptions o;
+        o.order = order, o.top_k = top_k, o.temperature = 0;
+        ASSERT_TRUE(StatsDecide(o));
+        std::vector<float> r = row;
+        const Choice got = ChooseToken(r.data(), V, o, {}, 0, 0, scratch);
+        // The literal path: filter to the top 1, then the softmax stats.
+        std::vector<float> f = row;
+        const bool dream = order != Order::kLowConfidence;
+        const ops::RowStats raw = ops::ComputeRowStats(f.data(), V);
+        if (dream && top_k == 1)
+          for (float& x : f)
+            if (x < raw.max) x = -INFINITY;
+        const ops::RowStats st =
+            dream ? ops::ComputeRowStats(f.data(), V) : raw;
+        const std::string what = "trial " + std::to_string(trial) + " order " +
+                                 std::to_string(int(order)) + " top_k " +
+                                 std::to_string(top_k);
+        EXPECT_EQ(got.token, st.argmax) << what;
+        EXPECT_EQ(got.entropy, st.entropy) << what;
+        float want = float(std::exp(double(st.max) - st.log_norm));
+        if (order == Order::kTopkMargin)
+          want = float(std::exp(double(st.max) - st.log_norm) -
+                       std::exp(double(st.second) - st.log_norm));
+        if (order == Order::kEntropy) want = -st.entropy;
+        EXPECT_EQ(got.confidence, want) << what;
+      }
+    }
+  }
+  GenerateOptions sampled;
+  sampled.temperature = 0.5;
+  EXPECT_FALSE(StatsDecide(sampled));
+  sampled.temperature = 0, sampled.order = Order::kMaskgitPlus;
+  sampled.top_p = 0.9;
+  EXPECT_FALSE(StatsDecide(sampled));
+}
+
+}  // namespace
+}  // namespace dllm::gen

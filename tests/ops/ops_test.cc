@@ -177,6 +177,8 @@ TEST(Ops, RowStats) {
       EXPECT_EQ(got.argmax, want.argmax) << n;
       EXPECT_EQ(got.max, want.max);
       EXPECT_EQ(got.second, want.second);
+      EXPECT_EQ(got.ties, want.ties);
+      EXPECT_EQ(got.ties, n > 20 ? 2 : 1);
       EXPECT_NEAR(got.log_norm, want.log_norm,
                   1e-4f * (1 + std::fabs(want.log_norm)));
       EXPECT_NEAR(got.entropy, want.entropy, 1e-4f * (1 + want.entropy));

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "base/thread_pool.h"
 #include "ops/backend.h"
 
 namespace dllm::ops {
@@ -74,9 +75,18 @@ class CpuBackendImpl final : public Backend {
       std::memcpy(out + r * width, x + int64_t(rows[r]) * width,
                   size_t(width) * sizeof(float));
   }
+  void FillColumns(float* x, int64_t n, int64_t width, const int32_t* cols,
+                   int64_t n_cols, float value) override {
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < n_cols; ++i) x[r * width + cols[i]] = value;
+  }
   void RowStatsRows(const float* logits, int64_t n, int64_t V,
                     RowStats* out) override {
-    for (int64_t r = 0; r < n; ++r) out[r] = ComputeRowStats(logits + r * V, V);
+    // Rows are independent: one per task.
+    ParallelFor(size_t(n), 1, [&](size_t b, size_t e, int) {
+      for (size_t r = b; r < e; ++r)
+        out[r] = ComputeRowStats(logits + int64_t(r) * V, V);
+    });
   }
   double MeasureBandwidthGBs() override { return 0; }
 };

@@ -256,7 +256,7 @@ void AddInPlace(float* y, const float* x, int64_t n) {
 RowStats ComputeRowStats(const float* x, int64_t n) {
   RowStats s;
   float out[4];
-  cpu::RowStats(x, n, &s.argmax, out);
+  cpu::RowStats(x, n, &s.argmax, &s.ties, out);
   s.max = out[0], s.second = out[1], s.log_norm = out[2], s.entropy = out[3];
   return s;
 }

@@ -7,8 +7,9 @@
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
 // clang-format on
-#include "base/half.h"
 #include "ops/cpu/simd.h"
+
+#include "base/half.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace dllm {
@@ -144,8 +145,8 @@ float ScaledSoftmaxImpl(float* row, int64_t n, float scale) {
   return mx + std::log(sum);
 }
 
-
-void RowStatsImpl(const float* x, int64_t n, int32_t* argmax, float* out /* max, second, log_norm, entropy */) {
+void RowStatsImpl(const float* x, int64_t n, int32_t* argmax, int32_t* n_ties,
+                  float* out /* max, second, log_norm, entropy */) {
   const hn::ScalableTag<float> d;
   const int64_t N = hn::Lanes(d);
   const auto ninf = hn::Set(d, -INFINITY);
@@ -167,8 +168,10 @@ void RowStatsImpl(const float* x, int64_t n, int32_t* argmax, float* out /* max,
   }
   float second = hn::GetLane(hn::MaxOfLanes(d, below));
   for (; i < n; ++i) {
-    if (x[i] == mx) ++ties;
-    else second = std::max(second, x[i]);
+    if (x[i] == mx)
+      ++ties;
+    else
+      second = std::max(second, x[i]);
   }
   if (ties >= 2) second = mx;
   int64_t am = 0;
@@ -185,7 +188,8 @@ void RowStatsImpl(const float* x, int64_t n, int32_t* argmax, float* out /* max,
     vz = hn::Add(vz, e);
     vzl = hn::MulAdd(e, dd, vzl);
   }
-  double z = hn::GetLane(hn::SumOfLanes(d, vz)), zl = hn::GetLane(hn::SumOfLanes(d, vzl));
+  double z = hn::GetLane(hn::SumOfLanes(d, vz)),
+         zl = hn::GetLane(hn::SumOfLanes(d, vzl));
   for (; i < n; ++i) {
     float dd = std::max(x[i] - mx, -104.0f);
     float e = std::exp(dd);
@@ -193,6 +197,7 @@ void RowStatsImpl(const float* x, int64_t n, int32_t* argmax, float* out /* max,
     zl += double(e) * dd;
   }
   *argmax = int32_t(am);
+  *n_ties = int32_t(ties);
   out[0] = mx;
   out[1] = second;
   out[2] = float(mx + std::log(z));
@@ -238,8 +243,9 @@ float ScaledSoftmax(float* row, int64_t n, float scale) {
   return HWY_DYNAMIC_DISPATCH(ScaledSoftmaxImpl)(row, n, scale);
 }
 
-void RowStats(const float* x, int64_t n, int32_t* argmax, float* out) {
-  HWY_DYNAMIC_DISPATCH(RowStatsImpl)(x, n, argmax, out);
+void RowStats(const float* x, int64_t n, int32_t* argmax, int32_t* ties,
+              float* out) {
+  HWY_DYNAMIC_DISPATCH(RowStatsImpl)(x, n, argmax, ties, out);
 }
 
 std::vector<int64_t> SimdTargets() {

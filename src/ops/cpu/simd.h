@@ -19,7 +19,8 @@ float ScaledSoftmax(float* row, int64_t n, float scale);
 
 // Softmax statistics of one row: argmax, and out = {max, second max,
 // log-sum-exp, entropy}.
-void RowStats(const float* x, int64_t n, int32_t* argmax, float* out);
+void RowStats(const float* x, int64_t n, int32_t* argmax, int32_t* ties,
+              float* out);
 
 // Testing: the Highway targets compiled in and available on this CPU, and a
 // way to force one (0 restores the best).

@@ -189,6 +189,9 @@ RowStats ComputeRowStats(const float* x, int64_t n) {
       s.second = x[i];
     }
   }
+  s.ties = 0;
+  for (int64_t i = 0; i < n; ++i) s.ties += x[i] == s.max;
+  if (s.ties >= 2) s.second = s.max;
   double z = 0, zl = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (x[i] == -INFINITY) continue;

@@ -464,6 +464,15 @@ TEST(CudaBackend, Attention) {
        shape(2, 32, 4, 2, 256, false, 32, 544, 512, 0), true},
       {"prefill hd128", shape(2, 200, 4, 4, 128, false, 0, 0, 0, 0), true},
       {"bd3lm", shape(2, 16, 2, 2, 8, false, 4, 0, 0, 8), false},
+      // head_dim % 4 != 0 (the kernel's scalar q loads) and a partial
+      // last query block.
+      {"hd18 masked causal GQA", shape(2, 19, 6, 2, 18, true, 0, 0, 0, 0),
+       true},
+      // head_dim 96 (3 of 4 dims per lane in use), split keys.
+      {"hd96 cache block (split keys)",
+       shape(1, 32, 2, 2, 96, false, 32, 544, 512, 0), false},
+      {"one query, long cache", shape(1, 1, 4, 4, 64, true, 0, 300, 299, 0),
+       false},
   };
   uint64_t seed = 100;
   for (const AttnCase& c : cases) {

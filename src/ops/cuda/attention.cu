@@ -1,6 +1,6 @@
 // Softmax attention of the CUDA backend, flash style, all fp32.
 //
-// A block (4 warps) takes kBQ = 8 queries of one head of one sequence (2 per
+// A block (4 warps) takes kBQ = 16 queries of one head of one sequence (4 per
 // warp) and walks the keys they can see in tiles of kBK = 32, held in shared
 // memory with the values. For each tile and query, lane j computes the score
 // of key j in full (a dot over head_dim from shared memory: no shuffles),
@@ -24,7 +24,7 @@ namespace dllm::ops::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kQPW = 2;             // queries per warp
+constexpr int kQPW = 4;             // queries per warp
 constexpr int kBQ = kWarps * kQPW;  // queries per block
 constexpr int kBK = 32;             // keys per tile: one per lane
 constexpr int kMaxHeadDim = 256;
@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                     const uint8_t* __restrict__ key_mask,
                     float* __restrict__ out, int n_split,
                     float* __restrict__ part_ml, float* __restrict__ part_acc) {
-  extern __shared__ float smem[];
+  extern __shared__ __align__(16) float smem[];
   const int hd = int(s.head_dim);
   const int ld = hd + 1;      // odd for even head_dim: lane-per-key reads of ks
                               // hit 32 different banks
@@ -123,7 +123,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int idx = threadIdx.x; idx < kBK * hd; idx += blockDim.x) {
       const int jj = idx / hd, d = idx % hd;
       const int64_t j = j0 + jj;
-      const bool in = j < je;
+      // Keys the mask hides are never read (their v is multiplied by 0 in
+      // the shared p v loop below, so it must not be garbage).
+      const bool in = j < je && (!key_mask || key_mask[b * Tk + j]);
       const size_t off = size_t((b * Tk + j) * kvstride + kh * hd + d);
       ks[jj * ld + d] = in ? k[off] : 0.0f;
       vs[jj * ld + d] = in ? v[off] : 0.0f;
@@ -134,41 +136,83 @@ __global__ void __launch_bounds__(kWarps * 32)
           (j < je && (!key_mask || key_mask[b * Tk + j])) ? 1.0f : 0.0f;
     }
     __syncthreads();
+    // A warp past the last query has nothing to do (live[0] is false only
+    // when all its queries are); it still meets every barrier.
+    if (!live[0]) continue;
     const int64_t j = j0 + lane;
+    // Scores of this lane's key against all of the warp's queries in one
+    // pass, so each k value read from shared memory serves kQPW queries (and
+    // q is read 4 values at a time, a broadcast, when head_dim % 4 == 0):
+    // with a loop per query, shared-memory traffic made this kernel the
+    // slowest part of a cached-prefix forward.
+    bool vis[kQPW];
+    float sc[kQPW];
 #pragma unroll
     for (int r = 0; r < kQPW; ++r) {
-      if (!live[r]) continue;  // the same for the whole warp
-      bool vis = ms[lane] != 0.0f && j >= vb[r] && j < ve[r];
-      if (vis && s.bd_half > 0) vis = VisibleBd(s, pos[r], j);
-      float sc = -INFINITY;
-      if (vis) {
-        const float* qr = qs + (warp * kQPW + r) * hd;
-        const float* kr = ks + lane * ld;
-        float dot = 0.0f;
-#pragma unroll 8
-        for (int d = 0; d < hd; ++d) dot += qr[d] * kr[d];
-        sc = dot;
+      vis[r] = live[r] && ms[lane] != 0.0f && j >= vb[r] && j < ve[r];
+      if (vis[r] && s.bd_half > 0) vis[r] = VisibleBd(s, pos[r], j);
+      sc[r] = 0.0f;
+    }
+    {
+      const float* qw = qs + warp * kQPW * hd;  // the warp's kQPW rows of q
+      const float* kr = ks + lane * ld;
+      if ((hd & 3) == 0) {  // q rows 16-byte aligned
+        for (int d = 0; d < hd; d += 4) {
+          const float k0 = kr[d], k1 = kr[d + 1], k2 = kr[d + 2],
+                      k3 = kr[d + 3];
+#pragma unroll
+          for (int r = 0; r < kQPW; ++r) {
+            const float4 qv = *reinterpret_cast<const float4*>(qw + r * hd + d);
+            sc[r] += qv.x * k0 + qv.y * k1 + qv.z * k2 + qv.w * k3;
+          }
+        }
+      } else {
+        for (int d = 0; d < hd; ++d) {
+          const float kv = kr[d];
+#pragma unroll
+          for (int r = 0; r < kQPW; ++r) sc[r] += qw[r * hd + d] * kv;
+        }
       }
-      const float tmax = WarpMax(sc);
+    }
+    // Online-softmax update per query; pj[r] = 0 where nothing changes (a
+    // dead query, or no key of this tile visible to it).
+    float pj[kQPW];
+#pragma unroll
+    for (int r = 0; r < kQPW; ++r) {
+      pj[r] = 0.0f;
+      if (!live[r]) continue;  // the same for the whole warp
+      if (!vis[r]) sc[r] = -INFINITY;
+      const float tmax = WarpMax(sc[r]);
       if (tmax == -INFINITY) continue;  // nothing visible in this tile
       const float m_new = fmaxf(m[r], tmax);
       const float alpha = expf(m[r] - m_new);  // 0 while m was -inf
-      const float pj = vis ? expf(sc - m_new) : 0.0f;
-      l[r] = l[r] * alpha + WarpSum(pj);
+      pj[r] = vis[r] ? expf(sc[r] - m_new) : 0.0f;
+      l[r] = l[r] * alpha + WarpSum(pj[r]);
 #pragma unroll
       for (int c = 0; c < DC; ++c) acc[r][c] *= alpha;
+      m[r] = m_new;
+    }
+    // acc += p v, each v value read once for all the warp's queries.
 #pragma unroll 4
-      for (int jj = 0; jj < kBK; ++jj) {
-        const float pk = __shfl_sync(0xffffffffu, pj, jj);
-        if (pk == 0.0f) continue;  // the same for the whole warp
-        const float* vr = vs + jj * ld;
+    for (int jj = 0; jj < kBK; ++jj) {
+      float pk[kQPW];
+      bool any = false;
 #pragma unroll
-        for (int c = 0; c < DC; ++c) {
-          const int d = lane + 32 * c;
-          if (d < hd) acc[r][c] += pk * vr[d];
+      for (int r = 0; r < kQPW; ++r) {
+        pk[r] = __shfl_sync(0xffffffffu, pj[r], jj);
+        any |= pk[r] != 0.0f;
+      }
+      if (!any) continue;  // the same for the whole warp
+      const float* vr = vs + jj * ld;
+#pragma unroll
+      for (int c = 0; c < DC; ++c) {
+        const int d = lane + 32 * c;
+        if (d < hd) {
+          const float vv = vr[d];
+#pragma unroll
+          for (int r = 0; r < kQPW; ++r) acc[r][c] += pk[r] * vv;
         }
       }
-      m[r] = m_new;
     }
   }
 

@@ -13,6 +13,7 @@
 //    takes (K not a multiple of 4 when cuBLASLt has no algorithm).
 // DLLM_CUDA_GEMM=lt or =kernel forces the first or the other two (tests
 // check every path against the CPU).
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -304,18 +305,28 @@ const Gemm::Plan& Gemm::GetPlan(DType t, int64_t M, int64_t N, int64_t K,
   DLLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref),
                     "creating a preference");
   const uint64_t ws = workspace_bytes_;
-  cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  DLLM_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+      "setting the workspace size");
   // Alignments of the actual pointers (cuBLASLt assumes 256 otherwise).
   const uint32_t aa = al_a, ab_ = al_b, ac = al_c;
-  cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof(aa));
-  cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab_, sizeof(ab_));
-  cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof(ac));
-  cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof(ac));
+  DLLM_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof(aa)),
+      "setting the alignment of A");
+  DLLM_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab_, sizeof(ab_)),
+      "setting the alignment of B");
+  DLLM_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof(ac)),
+      "setting the alignment of C");
+  DLLM_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof(ac)),
+      "setting the alignment of D");
   cublasLtMatmulHeuristicResult_t res{};
   int found = 0;
   const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(
@@ -323,6 +334,15 @@ const Gemm::Plan& Gemm::GetPlan(DType t, int64_t M, int64_t N, int64_t K,
   cublasLtMatmulPreferenceDestroy(pref);
   p.ok = s == CUBLAS_STATUS_SUCCESS && found > 0;
   if (p.ok) p.algo = res.algo;
+  // NOT_SUPPORTED (no algorithm for these sizes/alignments) is the expected
+  // way to fall back to our kernels; anything else means a bad descriptor
+  // and would otherwise only show as a slow matmul.
+  if (s != CUBLAS_STATUS_SUCCESS && s != CUBLAS_STATUS_NOT_SUPPORTED)
+    std::fprintf(stderr,
+                 "dllm cuda: cuBLASLt heuristic failed (status %d) for %s "
+                 "M=%lld N=%lld K=%lld; using the fallback kernels\n",
+                 int(s), CudaDTypeName(t), (long long)M, (long long)N,
+                 (long long)K);
   return p;
 }
 

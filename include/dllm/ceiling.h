@@ -30,6 +30,11 @@ double MeasureFmaPeak(int threads, double seconds = 0.3);
 double MeasureCopyBandwidth(int64_t bytes = 256 << 20,
                             double min_seconds = 0.3);
 
+// Memory read bandwidth in GB/s of `threads` threads each summing its
+// slice of one large buffer: the roof of a memory-bound decoding step.
+double MeasureReadBandwidth(int threads, int64_t bytes = int64_t(512) << 20,
+                            double min_seconds = 0.3);
+
 // Peak resident set size of this process so far, in bytes.
 int64_t PeakRssBytes();
 

@@ -120,6 +120,9 @@ class Model {
   // The device it runs on ("cpu", "cuda:0") and a line describing it.
   std::string device() const;
   std::string device_description() const;
+  // Bytes of weights one forward reads: every matrix once and, of the
+  // embedding table, only its rows (unless it is also the head).
+  size_t weight_bytes_per_forward() const;
   // Weight bytes copied into device memory at load (0 on the CPU, where
   // they stay mmapped).
   size_t device_weight_bytes() const;

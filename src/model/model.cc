@@ -173,6 +173,21 @@ std::vector<std::string> CompiledDevices() {
   return d;
 }
 
+size_t Model::weight_bytes_per_forward() const {
+  size_t n = 0;
+  auto add = [&](const Tensor& t) {
+    if (!t.empty()) n += DTypeBytes(t.dtype, t.numel());
+  };
+  for (const LayerWeights& L : weights_->layers)
+    for (const Tensor* t :
+         {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo,
+          &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
+      add(*t);
+  add(weights_->final_norm);
+  add(weights_->lm_head.empty() ? weights_->embed : weights_->lm_head);
+  return n;
+}
+
 size_t Model::device_weight_bytes() const { return backend_->placed_bytes(); }
 double Model::MeasureDeviceBandwidth() {
   return backend_->MeasureBandwidthGBs();

@@ -164,7 +164,15 @@ void Scheduler::Loop() {
   Canvas scratch;
   // Ends a live job: takes its result, sends the rest of the text and the
   // usage (or `error`), and forgets it.
+  // A sequence leaves the batch: its place is given back before its client
+  // hears the end (or a metric counts it), so that the client's next
+  // request is never refused for a place about to be free.
+  auto free_place = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    --live_count_;
+  };
   auto retire = [&](Live& l, const Event* error) {
+    free_place();
     if (!gen.Done(l.id)) gen.Cancel(l.id);
     GenerateResult r = gen.Take(l.id);
     const int cap = l.job->req.max_tokens;
@@ -256,6 +264,7 @@ void Scheduler::Loop() {
     const Clock::time_point now = Clock::now();
     for (auto& l : live) {
       if (l->job->ClientGone()) {
+        free_place();
         ++metrics_.cancelled;
         if (!gen.Done(l->id)) gen.Cancel(l->id);
         gen.Remove(l->id);

@@ -546,6 +546,22 @@ TEST(ServeLimits, FullQueueIs429AndGoneClientsAreCancelled) {
   EXPECT_EQ(Metric(s.port(), "dllm_requests_rejected_total"), 1);
 }
 
+// With one place and no queue, a client that waits for each answer before
+// sending the next is never refused: a finished (or cancelled) sequence
+// gives its place back before its client hears the end. (It used to be
+// given back after, so a quick next request could meet a 429.)
+TEST(ServeLimits, SequentialClientsAreNeverRefused) {
+  test::ServeProcess s("-m " + kModel +
+                       " --quiet -t 1 --max-batch 1 --max-queue 0");
+  ASSERT_GT(s.port(), 0) << s.log();
+  for (int i = 0; i < 30; ++i) {
+    Reply r = Post(s.port(), "/v1/completions",
+                   R"({"prompt": "ROMEO:", "max_tokens": 2})");
+    ASSERT_EQ(r.status, 200) << "request " << i << ": " << r.body;
+  }
+  EXPECT_EQ(Metric(s.port(), "dllm_requests_rejected_total"), 0);
+}
+
 // A client that sends a (non-streamed) request and hangs up before the
 // answer: the scheduler sees the closed connection before its next step.
 TEST(ServeLimits, GoneNonStreamingClientIsCancelled) {

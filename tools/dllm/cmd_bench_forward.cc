@@ -18,8 +18,10 @@ namespace {
 
 // --prefix P: one block of L positions over a cached P-token prefix, the
 // step of cached decoding. Memory-bound at small L, so the ceiling is the
-// memory bandwidth: the weights and the cached keys and values read once
-// per forward, over the measured bandwidth.
+// memory bandwidth: the weights (every matrix; embedding rows aside) and
+// the cached keys and values read once per forward, over the bandwidth
+// measured in the same run (the device's, or the host's read bandwidth on
+// as many threads).
 int BenchCachedBlock(Model& model, int64_t P, int64_t L, const Args& a) {
   const ModelConfig& c = model.config();
   const int64_t reps = a.GetInt("--reps");
@@ -48,12 +50,12 @@ int BenchCachedBlock(Model& model, int64_t P, int64_t L, const Args& a) {
   }
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
-  const double weight_bytes = double(model.file_bytes());
+  const double weight_bytes = double(model.weight_bytes_per_forward());
   const double kv_bytes = double(c.n_layers) * 2 * double(P + L) *
                           double(c.n_kv_heads) * c.head_dim * 4;
   double bw = model.MeasureDeviceBandwidth();
   const bool device_bw = bw > 0;
-  if (!device_bw) bw = MeasureCopyBandwidth();
+  if (!device_bw) bw = MeasureReadBandwidth(NumThreads());
   const double gbs = (weight_bytes + kv_bytes) / (med * 1e-3) / 1e9;
   std::printf(
       "{\"bench\":\"forward_cached_block\",\"model\":\"%s\",\"arch\":\"%s\","
@@ -69,7 +71,7 @@ int BenchCachedBlock(Model& model, int64_t P, int64_t L, const Args& a) {
       double(c.NumParams()) / 1e6, NumThreads(), (long long)P, (long long)L,
       (long long)n_rows, (long long)reps, med, ms.front(), weight_bytes / 1e6,
       kv_bytes / 1e6, gbs, bw,
-      device_bw ? "device copy" : "host copy, one thread", gbs / bw,
+      device_bw ? "device copy" : "host read, same threads", gbs / bw,
       (weight_bytes + kv_bytes) / (bw * 1e9) * 1e3, 4.0 / (med * 1e-3));
   return 0;
 }

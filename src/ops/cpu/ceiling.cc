@@ -75,6 +75,37 @@ double MeasureCopyBandwidth(int64_t bytes, double min_seconds) {
   return 2.0 * double(bytes) * reps / t.Seconds() / 1e9;
 }
 
+double MeasureReadBandwidth(int threads, int64_t bytes, double min_seconds) {
+  SetThreads(threads);
+  const size_t words = size_t(bytes) / sizeof(uint64_t);
+  std::vector<uint64_t> buf(words, 1);
+  const size_t nt = Pool().size();
+  std::vector<uint64_t> sums(nt, 0);
+  auto pass = [&] {
+    Pool().Run(nt, [&](size_t i, int) {
+      const size_t b = words * i / nt, e = words * (i + 1) / nt;
+      // Four chains: the loads, not the adds, are the limit.
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      size_t j = b;
+      for (; j + 4 <= e; j += 4)
+        a0 += buf[j], a1 += buf[j + 1], a2 += buf[j + 2], a3 += buf[j + 3];
+      for (; j < e; ++j) a0 += buf[j];
+      sums[i] += a0 + a1 + a2 + a3;
+    });
+  };
+  pass();  // faults the pages in
+  int reps = 0;
+  Timer t;
+  do {
+    pass();
+    ++reps;
+  } while (t.Seconds() < min_seconds);
+  const double secs = t.Seconds();
+  volatile uint64_t sink = sums[0];  // keep the sums alive
+  (void)sink;
+  return double(words * sizeof(uint64_t)) * reps / secs / 1e9;
+}
+
 int64_t PeakRssBytes() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);

@@ -77,6 +77,32 @@ timeout 300 "$BUILD/dllm_cuda_tests" --gtest_color=no \
 TEST_RC=$?
 echo "dllm_cuda_tests: exit $TEST_RC"
 
+# Generation on the device against the CPU: the shipped models, greedy, every
+# cache; the same text is expected (F32 weights: the logits agree to ~1e-5,
+# so only a near-tie could part them, and the line says where).
+step "generate: device vs CPU, token for token"
+GEN_RC=0
+for m in shakespeare-bd shakespeare-mdm shakespeare-ar; do
+  for cache in none prefix dual; do
+    [ "$m" = shakespeare-ar ] && [ "$cache" != none ] && continue
+    args=(-m "models/$m" -p "ROMEO:" --gen-length 64 --block-length 16
+      --steps 64 --temperature 0 --json)
+    [ "$m" = shakespeare-ar ] || args+=(--cache "$cache")
+    cpu=$(timeout 120 "$BUILD/dllm" generate "${args[@]}" 2>/dev/null)
+    gpu=$(timeout 120 "$BUILD/dllm" generate "${args[@]}" --device cuda \
+      2>/dev/null)
+    if [ -n "$gpu" ] && [ "$(echo "$cpu" | grep -o '"text":"[^"]*"')" = \
+      "$(echo "$gpu" | grep -o '"text":"[^"]*"')" ]; then
+      echo "$m cache=$cache: same text"
+    else
+      echo "$m cache=$cache: DIFFERENT"
+      echo "  cpu: $cpu"
+      echo "  gpu: $gpu"
+      GEN_RC=1
+    fi
+  done
+done
+
 BENCH_RC=0
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   if [ -f "$MODEL_DIR/config.json" ] && [ -f "$MODEL_DIR/model.safetensors" ]; then
@@ -106,32 +132,6 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
 
   fi
 fi
-
-# Generation on the device against the CPU: the shipped models, greedy, every
-# cache; the same text is expected (F32 weights: the logits agree to ~1e-5,
-# so only a near-tie could part them, and the line says where).
-step "generate: device vs CPU, token for token"
-GEN_RC=0
-for m in shakespeare-bd shakespeare-mdm shakespeare-ar; do
-  for cache in none prefix dual; do
-    [ "$m" = shakespeare-ar ] && [ "$cache" != none ] && continue
-    args=(-m "models/$m" -p "ROMEO:" --gen-length 64 --block-length 16
-      --steps 64 --temperature 0 --json)
-    [ "$m" = shakespeare-ar ] || args+=(--cache "$cache")
-    cpu=$(timeout 120 "$BUILD/dllm" generate "${args[@]}" 2>/dev/null)
-    gpu=$(timeout 120 "$BUILD/dllm" generate "${args[@]}" --device cuda \
-      2>/dev/null)
-    if [ -n "$gpu" ] && [ "$(echo "$cpu" | grep -o '"text":"[^"]*"')" = \
-      "$(echo "$gpu" | grep -o '"text":"[^"]*"')" ]; then
-      echo "$m cache=$cache: same text"
-    else
-      echo "$m cache=$cache: DIFFERENT"
-      echo "  cpu: $cpu"
-      echo "  gpu: $gpu"
-      GEN_RC=1
-    fi
-  done
-done
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   step "bench generate on the device (shipped models, uncached and caches)"

@@ -78,6 +78,20 @@ void EosLast(Choice& c, const GenerateOptions& opt,
     if (c.token == e) c.confidence -= 1e4f;
 }
 
+// The score a Dream order ranks by, from the (filtered) distribution's
+// statistics and the chosen token's probability p_tok.
+float DreamConfidence(Order order, const ops::RowStats& st, double p_tok) {
+  switch (order) {
+    case Order::kTopkMargin:
+      return float(std::exp(double(st.max) - st.log_norm) -
+                   std::exp(double(st.second) - st.log_norm));
+    case Order::kEntropy:
+      return -st.entropy;
+    default:  // maskgit_plus, origin
+      return float(p_tok);
+  }
+}
+
 }  // namespace
 
 bool StatsDecide(const GenerateOptions& opt) {
@@ -112,17 +126,7 @@ Choice ChoiceFromStats(const ops::RowStats& raw, const GenerateOptions& opt,
       c.entropy = st.entropy;
     }
     const double p_tok = std::exp(double(st.max) - st.log_norm);
-    switch (opt.order) {
-      case Order::kTopkMargin:
-        c.confidence = float(std::exp(double(st.max) - st.log_norm) -
-                             std::exp(double(st.second) - st.log_norm));
-        break;
-      case Order::kEntropy:
-        c.confidence = -st.entropy;
-        break;
-      default:  // maskgit_plus, origin
-        c.confidence = float(p_tok);
-    }
+    c.confidence = DreamConfidence(opt.order, st, p_tok);
   }
   EosLast(c, opt, eos_ids);
   return c;
@@ -183,17 +187,7 @@ Choice ChooseToken(float* row, int V, const GenerateOptions& opt,
     }
     const double p_tok = std::exp(double(row[c.token]) - st.log_norm);
     c.entropy = st.entropy;
-    switch (opt.order) {
-      case Order::kTopkMargin:
-        c.confidence = float(std::exp(double(st.max) - st.log_norm) -
-                             std::exp(double(st.second) - st.log_norm));
-        break;
-      case Order::kEntropy:
-        c.confidence = -st.entropy;
-        break;
-      default:  // maskgit_plus, origin
-        c.confidence = float(p_tok);
-    }
+    c.confidence = DreamConfidence(opt.order, st, p_tok);
   }
   EosLast(c, opt, eos_ids);
   return c;

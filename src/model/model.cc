@@ -29,6 +29,26 @@ struct Model::Scratch {
   int64_t table_positions = 0;
   int64_t stats_rows = 0;  // rows of `logits` the last stats call left
   size_t bytes = 0;
+
+  // The block's buffers for n rows (xn is reused for both norms, gate for
+  // silu(gate) * up); x and x2 are grown apart.
+  LayerActivations Layer(ops::Backend& be, const ModelConfig& c, int64_t n) {
+    const size_t C = size_t(c.d_model), F = size_t(c.d_ff),
+                 Q = size_t(c.n_heads) * size_t(c.head_dim),
+                 KV = size_t(c.n_kv_heads) * size_t(c.head_dim), N = size_t(n);
+    float* n1 = xn.Grow(be, N * C);
+    float* g = gate.Grow(be, N * F);
+    return {n1,
+            q.Grow(be, N * Q),
+            k.Grow(be, N * KV),
+            v.Grow(be, N * KV),
+            att.Grow(be, N * Q),
+            proj.Grow(be, N * C),
+            n1,
+            g,
+            up.Grow(be, N * F),
+            g};
+  }
 };
 
 Model::Model() : weights_(new Weights), scratch_(new Scratch) {}
@@ -434,9 +454,7 @@ void Model::RunForward(const ForwardBatch& in, const HeadOut& out) {
   const Weights& w = *run_weights_;
   Scratch& s = *scratch_;
   ops::Backend& be = *backend_;
-  const int64_t B = in.B, T = in.T, BT = B * T, C = c.d_model, F = c.d_ff;
-  const int64_t Q = int64_t(c.n_heads) * c.head_dim,
-                KV = int64_t(c.n_kv_heads) * c.head_dim;
+  const int64_t B = in.B, T = in.T, BT = B * T, C = c.d_model;
   DLLM_CHECK(B >= 1 && T >= 1, "forward: empty batch (B=", B, ", T=", T, ")");
   DLLM_CHECK(in.ids != nullptr, "forward: no token ids");
   const int64_t n_rows = in.n_rows < 0 ? BT : in.n_rows;
@@ -459,14 +477,6 @@ void Model::RunForward(const ForwardBatch& in, const HeadOut& out) {
   });
 
   float* x = s.x.Grow(be, size_t(BT * C));
-  float* xn = s.xn.Grow(be, size_t(BT * C));
-  float* q = s.q.Grow(be, size_t(BT * Q));
-  float* k = s.k.Grow(be, size_t(BT * KV));
-  float* v = s.v.Grow(be, size_t(BT * KV));
-  float* att = s.att.Grow(be, size_t(BT * Q));
-  float* proj = s.proj.Grow(be, size_t(BT * C));
-  float* gate = s.gate.Grow(be, size_t(BT * F));
-  float* up = s.up.Grow(be, size_t(BT * F));
   Embed(in.ids, BT, x);
 
   // Blocks ping-pong between x and x2; intermediate buffers are reused.
@@ -475,7 +485,7 @@ void Model::RunForward(const ForwardBatch& in, const HeadOut& out) {
   float* x2 = s.x2.Grow(be, size_t(BT * C));
   const float* rc = s.rope_cos.data();
   const float* rs = s.rope_sin.data();
-  const LayerActivations act{xn, q, k, v, att, proj, xn, gate, up, gate};
+  const LayerActivations act = s.Layer(be, c, BT);
   for (const LayerWeights& L : w.layers) {
     LayerForward(be, c, L, as, in.key_mask, rc, rs, x, act, x2);
     std::swap(x, x2);
@@ -491,7 +501,7 @@ void Model::RunForwardCached(const CachedRun* runs, int64_t n_runs,
   const Weights& w = *run_weights_;
   Scratch& s = *scratch_;
   ops::Backend& be = *backend_;
-  const int64_t C = c.d_model, F = c.d_ff;
+  const int64_t C = c.d_model;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim,
                 KV = int64_t(c.n_kv_heads) * c.head_dim;
   DLLM_CHECK(n_runs >= 1, "forward: no runs");
@@ -539,18 +549,11 @@ void Model::RunForwardCached(const CachedRun* runs, int64_t n_runs,
   for (int64_t r = 0; r < n_runs; ++r)
     Embed(runs[r].ids, runs[r].n, x + start[size_t(r)] * C);
 
-  float* xn = s.xn.Grow(be, size_t(N * C));
-  float* q = s.q.Grow(be, size_t(N * Q));   // (N, Q)
-  float* k = s.k.Grow(be, size_t(N * KV));  // (N, KV), copied into the caches
-  float* v = s.v.Grow(be, size_t(N * KV));
-  float* att = s.att.Grow(be, size_t(N * Q));
-  float* proj = s.proj.Grow(be, size_t(N * C));
-  float* gate = s.gate.Grow(be, size_t(N * F));
-  float* up = s.up.Grow(be, size_t(N * F));
   float* x2 = s.x2.Grow(be, size_t(N * C));
   const float* rc = s.rope_cos.data();
   const float* rs = s.rope_sin.data();
-  const LayerActivations act{xn, q, k, v, att, proj, xn, gate, up, gate};
+  // k and v (N, KV) are copied into the caches after each LayerQKV.
+  const LayerActivations act = s.Layer(be, c, N);
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
     LayerQKV(be, c, L, N, rc, rs, x, act);
@@ -559,15 +562,15 @@ void Model::RunForwardCached(const CachedRun* runs, int64_t n_runs,
       const int64_t i0 = start[size_t(r)];
       float* ck = run.cache->keys(l);  // (capacity, KV)
       float* cv = run.cache->values(l);
-      be.Copy(ck + run.p0 * KV, k + i0 * KV, size_t(run.n * KV));
-      be.Copy(cv + run.p0 * KV, v + i0 * KV, size_t(run.n * KV));
+      be.Copy(ck + run.p0 * KV, act.k + i0 * KV, size_t(run.n * KV));
+      be.Copy(cv + run.p0 * KV, act.v + i0 * KV, size_t(run.n * KV));
       // The run's queries over the cached keys [0, key_end).
       ops::AttentionShape as{1,          run.n,   c.n_heads, c.n_kv_heads,
                              c.head_dim, c.causal};
       as.block = c.block_size;  // block-causal models: exact, like causal
       as.Tk = run.key_end > 0 ? run.key_end : run.p0 + run.n;
       as.q_offset = run.p0;
-      be.Attention(q + i0 * Q, ck, cv, as, nullptr, att + i0 * Q);
+      be.Attention(act.q + i0 * Q, ck, cv, as, nullptr, act.att + i0 * Q);
     }
     LayerAfterAttention(be, c, L, N, x, act, x2);
     std::swap(x, x2);

@@ -9,9 +9,10 @@ void LayerQKV(ops::Backend& be, const ModelConfig& c, const LayerWeights& L,
                 KV = int64_t(c.n_kv_heads) * c.head_dim;
   auto bias = [](const Tensor& t) { return t.empty() ? nullptr : t.f32(); };
   be.RmsNorm(x, L.attn_norm.f32(), BT, C, c.rms_eps, a.xn1);
-  be.MatMulWT(a.xn1, BT, L.wq.matrix(), a.q, bias(L.bq));
-  be.MatMulWT(a.xn1, BT, L.wk.matrix(), a.k, bias(L.bk));
-  be.MatMulWT(a.xn1, BT, L.wv.matrix(), a.v, bias(L.bv));
+  const ops::Matrix wq = L.wq.matrix(), wk = L.wk.matrix(), wv = L.wv.matrix();
+  const ops::MatMulOut qkv[3] = {
+      {&wq, a.q, bias(L.bq)}, {&wk, a.k, bias(L.bk)}, {&wv, a.v, bias(L.bv)}};
+  be.MatMulWTGroup(a.xn1, BT, qkv, 3);
   be.Rope(a.q, BT, c.n_heads, c.head_dim, Q, cos, sin);
   be.Rope(a.k, BT, c.n_kv_heads, c.head_dim, KV, cos, sin);
 }
@@ -23,8 +24,10 @@ void LayerAfterAttention(ops::Backend& be, const ModelConfig& c,
   be.MatMulWT(a.att, BT, L.wo.matrix(), a.xmid, nullptr);
   be.AddInPlace(a.xmid, x, BT * C);
   be.RmsNorm(a.xmid, L.ffn_norm.f32(), BT, C, c.rms_eps, a.xn2);
-  be.MatMulWT(a.xn2, BT, L.w_gate.matrix(), a.gate, nullptr);
-  be.MatMulWT(a.xn2, BT, L.w_up.matrix(), a.up, nullptr);
+  const ops::Matrix wg = L.w_gate.matrix(), wu = L.w_up.matrix();
+  const ops::MatMulOut gate_up[2] = {{&wg, a.gate, nullptr},
+                                     {&wu, a.up, nullptr}};
+  be.MatMulWTGroup(a.xn2, BT, gate_up, 2);
   be.SwiGLU(a.gate, a.up, BT * F, a.h);
   be.MatMulWT(a.h, BT, L.w_down.matrix(), out, nullptr);
   be.AddInPlace(out, a.xmid, BT * C);

@@ -57,6 +57,13 @@ class Backend {
   // is host memory (B, keys()) or nullptr.
   virtual void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
                         const float* bias) = 0;
+  // Several products of one x (ops::MatMulWTGroup); by default one
+  // MatMulWT each.
+  virtual void MatMulWTGroup(const float* x, int64_t M, const MatMulOut* outs,
+                             int n) {
+    for (int i = 0; i < n; ++i)
+      MatMulWT(x, M, *outs[i].w, outs[i].y, outs[i].bias);
+  }
   virtual void RmsNorm(const float* x, const float* weight, int64_t M,
                        int64_t C, float eps, float* y) = 0;
   virtual void Rope(float* x, int64_t T, int64_t n_heads, int64_t head_dim,

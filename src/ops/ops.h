@@ -80,6 +80,17 @@ struct AttentionShape {
 void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
               const float* bias = nullptr);
 
+// One product of a group that reads the same x (q, k and v; gate and up).
+struct MatMulOut {
+  const Matrix* w = nullptr;
+  float* y = nullptr;
+  const float* bias = nullptr;
+};
+// y_i = x * w_i^T (+ bias_i) for each of outs[0..n): equal to n MatMulWT
+// calls, but x is packed once and the group shares one parallel pass (one
+// wait for the threads instead of n).
+void MatMulWTGroup(const float* x, int64_t M, const MatMulOut* outs, int n);
+
 // y (M, C) = x / sqrt(mean(x^2) + eps) * weight, per row. y may alias x.
 void RmsNorm(const float* x, const float* weight, int64_t M, int64_t C,
              float eps, float* y);

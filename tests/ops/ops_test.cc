@@ -11,6 +11,7 @@
 #include "base/rng.h"
 #include "base/thread_pool.h"
 #include "ops/cpu/simd.h"
+#include "ops/quant.h"
 #include "ops/ref/ref.h"
 #include "test_util.h"
 
@@ -79,6 +80,51 @@ TEST(Ops, MatMulAllDtypes) {
         ExpectNear(got, want, 1e-4f * std::sqrt(float(K)),
                    "matmul " + std::string(DTypeName(dt)));
       }
+    }
+  });
+}
+
+// A group (q, k, v sharing one packed x) is exactly its products one by one,
+// whatever mix of dtypes, widths and biases it holds; a group with a
+// quantized weight falls back to one call each.
+TEST(Ops, MatMulGroupEqualsSeparateProducts) {
+  ForEachTargetAndThreads([] {
+    for (int64_t M : {1, 4, 5, 33, 160}) {
+      const int64_t K = 96;
+      auto x = Random(size_t(M * K), 11);
+      auto w0 = Random(size_t(70 * K), 12), w1 = Random(size_t(9 * K), 13),
+           w2 = Random(size_t(130 * K), 14), b0 = Random(70, 15);
+      std::vector<uint16_t> w1h(w1.size()), w2b(w2.size());
+      for (size_t i = 0; i < w1.size(); ++i) w1h[i] = F32ToF16(w1[i]);
+      for (size_t i = 0; i < w2.size(); ++i) w2b[i] = F32ToBf16(w2[i]);
+      const ops::Matrix m[3] = {{DType::kF32, w0.data(), 70, K},
+                                {DType::kF16, w1h.data(), 9, K},
+                                {DType::kBF16, w2b.data(), 130, K}};
+      std::vector<float> got[3], want[3];
+      ops::MatMulOut outs[3];
+      for (int i = 0; i < 3; ++i) {
+        got[i].assign(size_t(M * m[i].rows), -1.0f);
+        want[i].assign(size_t(M * m[i].rows), -2.0f);
+        const float* bias = i == 0 ? b0.data() : nullptr;
+        outs[i] = {&m[i], got[i].data(), bias};
+        ops::MatMulWT(x.data(), M, m[i], want[i].data(), bias);
+      }
+      ops::MatMulWTGroup(x.data(), M, outs, 3);
+      for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(got[i], want[i]) << "M=" << M << " weight " << i;
+      // With a Q8_0 weight in it, the group takes one call each.
+      std::vector<uint8_t> q(DTypeBytes(DType::kQ8_0, K) * 9);
+      for (int64_t r = 0; r < 9; ++r)
+        ops::QuantizeRow(DType::kQ8_0, w1.data() + r * K, K,
+                         q.data() + r * DTypeBytes(DType::kQ8_0, K));
+      const ops::Matrix mq{DType::kQ8_0, q.data(), 9, K};
+      std::vector<float> gq(size_t(M * 9)), wq(size_t(M * 9));
+      ops::MatMulWT(x.data(), M, mq, wq.data(), nullptr);
+      outs[1] = {&mq, gq.data(), nullptr};
+      got[0].assign(got[0].size(), 0.0f);
+      ops::MatMulWTGroup(x.data(), M, outs, 2);
+      ASSERT_EQ(got[0], want[0]) << "M=" << M << " beside Q8_0";
+      ASSERT_EQ(gq, wq) << "M=" << M << " Q8_0 in a group";
     }
   });
 }
@@ -188,6 +234,32 @@ TEST(Ops, RowStats) {
         EXPECT_NEAR(got.entropy, std::log(2.0f),
                     1e-3f);  // two equal peaks dominate
       }
+    }
+  });
+}
+
+// The selections (max, second, ties, argmax) against the scalar twin where
+// the copies of the max fall: one lane twice, different lanes, the tail past
+// the last full vector, a row that is all banned but one or all banned.
+TEST(Ops, RowStatsWhereTheMaxFalls) {
+  ForEachTargetAndThreads([] {
+    uint64_t draw = 0;
+    auto next = [&] { return RandomBits(7, 0, draw++); };
+    for (int trial = 0; trial < 200; ++trial) {
+      const int n = 1 + int(next() % 300);
+      auto x = Random(size_t(n), 100 + trial, 2.0f);
+      const int copies = 1 + int(next() % 3);
+      for (int c = 0; c < copies; ++c) x[next() % n] = 9.0f;
+      if (trial % 10 == 0) {
+        for (auto& v : x) v = -INFINITY;
+        if (trial % 20 == 0) x[next() % n] = 1.0f;
+      }
+      const ops::RowStats got = ops::ComputeRowStats(x.data(), n);
+      const ops::RowStats want = ops::ref::ComputeRowStats(x.data(), n);
+      ASSERT_EQ(got.argmax, want.argmax) << "n=" << n << " trial " << trial;
+      ASSERT_EQ(got.max, want.max) << trial;
+      ASSERT_EQ(got.second, want.second) << trial;
+      ASSERT_EQ(got.ties, want.ties) << trial;
     }
   });
 }

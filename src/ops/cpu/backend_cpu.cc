@@ -39,6 +39,10 @@ class CpuBackendImpl final : public Backend {
                 const float* bias) override {
     ops::MatMulWT(x, M, w, y, bias);
   }
+  void MatMulWTGroup(const float* x, int64_t M, const MatMulOut* outs,
+                     int n) override {
+    ops::MatMulWTGroup(x, M, outs, n);
+  }
   void RmsNorm(const float* x, const float* weight, int64_t M, int64_t C,
                float eps, float* y) override {
     ops::RmsNorm(x, weight, M, C, eps, y);

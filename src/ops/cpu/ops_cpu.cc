@@ -173,46 +173,110 @@ void MatMulWTBlas(const float* x, int64_t M, const Matrix& w, float* y,
 
 }  // namespace
 
-void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
-              const float* bias) {
-  // Block formats: integer kernels of their own (ops/cpu/quant_*.cc).
-  if (IsQuantized(w.dtype)) return MatMulWTQuantized(x, M, w, y, bias);
-  const int64_t N = w.rows, K = w.cols;
-  if (M == 0 || N == 0) return;
+namespace {
+
+// Rows of w per thread's slice: contiguous, in whole 6-row tiles (24 rows:
+// the slices of small matrices stay tile-aligned).
+struct Slicing {
+  int64_t chunks, per;
+};
+Slicing SliceRows(int64_t N) {
+  const int64_t nt = Pool().size();
+  const int64_t chunks =
+      std::max<int64_t>(1, std::min<int64_t>(nt, (N + 23) / 24));
+  return {chunks, ((N + chunks - 1) / chunks + 5) / 6 * 6};
+}
+
+// Whether our float GEMM (x packed as x^T, matmul.h) runs this product.
+bool UsesPackedGemm(int64_t M, const Matrix& w) {
+  return !IsQuantized(w.dtype) && !UseBlasMatMul(M) && M > cpu::kGemvMaxRows;
+}
+
+void CheckFloatWeights(const Matrix& w) {
   DLLM_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kF16 ||
                  w.dtype == DType::kBF16,
              "matmul: unsupported weight dtype ", DTypeName(w.dtype));
-  if (UseBlasMatMul(M)) return MatMulWTBlas(x, M, w, y, bias);
-  const int64_t nt = Pool().size();
-  // Each thread takes a contiguous slice of w's rows, in whole 6-row tiles
-  // (24 rows: the slices of small matrices stay tile-aligned).
-  const int64_t chunks =
-      std::max<int64_t>(1, std::min<int64_t>(nt, (N + 23) / 24));
-  const int64_t per = ((N + chunks - 1) / chunks + 5) / 6 * 6;
-  if (M <= cpu::kGemvMaxRows) {
-    Pool().Run(size_t(chunks), [&](size_t c, int) {
-      const int64_t n0 = int64_t(c) * per, n1 = std::min(N, n0 + per);
-      if (n0 < n1) cpu::GemvSlice(x, M, K, w.dtype, w.data, n0, n1, y, N, bias);
-    });
-    return;
-  }
-  // x^T, packed once on the calling thread's buffer and shared by all.
+}
+
+// x^T, packed once on the calling thread's buffer and shared by all.
+const float* PackX(const float* x, int64_t M, int64_t K) {
   const int64_t Mp = cpu::GemmPaddedRows(M);
   thread_local std::vector<float> xt_buf;
   float* xT = Scratch(xt_buf, size_t(Mp * K));
   if (M * K < kSerialElems) {
     cpu::PackTransposed(x, M, K, 0, K, Mp, xT);
   } else {
-    const int64_t kper = (K + nt - 1) / nt;
+    const int64_t nt = Pool().size(), kper = (K + nt - 1) / nt;
     Pool().Run(size_t(nt), [&](size_t c, int) {
       const int64_t k0 = int64_t(c) * kper, k1 = std::min(K, k0 + kper);
       if (k0 < k1) cpu::PackTransposed(x, M, K, k0, k1, Mp, xT);
     });
   }
-  Pool().Run(size_t(chunks), [&](size_t c, int) {
-    const int64_t n0 = int64_t(c) * per, n1 = std::min(N, n0 + per);
-    if (n0 < n1)
-      cpu::GemmSlice(xT, M, Mp, K, w.dtype, w.data, n0, n1, y, N, bias);
+  return xT;
+}
+
+}  // namespace
+
+void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
+              const float* bias) {
+  // Block formats: integer kernels of their own (ops/cpu/quant_*.cc).
+  if (IsQuantized(w.dtype)) return MatMulWTQuantized(x, M, w, y, bias);
+  const int64_t N = w.rows, K = w.cols;
+  if (M == 0 || N == 0) return;
+  CheckFloatWeights(w);
+  if (UseBlasMatMul(M)) return MatMulWTBlas(x, M, w, y, bias);
+  const Slicing sl = SliceRows(N);
+  if (M <= cpu::kGemvMaxRows) {
+    Pool().Run(size_t(sl.chunks), [&](size_t c, int) {
+      const int64_t n0 = int64_t(c) * sl.per, n1 = std::min(N, n0 + sl.per);
+      if (n0 < n1) cpu::GemvSlice(x, M, K, w.dtype, w.data, n0, n1, y, N, bias);
+    });
+    return;
+  }
+  MatMulOut out{&w, y, bias};
+  MatMulWTGroup(x, M, &out, 1);
+}
+
+void MatMulWTGroup(const float* x, int64_t M, const MatMulOut* outs, int n) {
+  if (M == 0 || n == 0) return;
+  bool packed = true;
+  for (int i = 0; i < n; ++i) {
+    DLLM_CHECK(outs[i].w->cols == outs[0].w->cols,
+               "matmul group: weights of different widths");
+    packed = packed && UsesPackedGemm(M, *outs[i].w);
+  }
+  if (!packed) {
+    for (int i = 0; i < n; ++i)
+      MatMulWT(x, M, *outs[i].w, outs[i].y, outs[i].bias);
+    return;
+  }
+  const int64_t K = outs[0].w->cols, Mp = cpu::GemmPaddedRows(M);
+  for (int i = 0; i < n; ++i) CheckFloatWeights(*outs[i].w);
+  const float* xT = PackX(x, M, K);
+  // Every weight's slices in one pass: task t is slice t % chunks of
+  // weight t / chunks.
+  struct Task {
+    int i;
+    int64_t n0, n1;
+  };
+  // The caller's list: a thread_local named inside the lambda would be
+  // each worker's own.
+  thread_local std::vector<Task> task_buf;
+  std::vector<Task>& tasks = task_buf;
+  tasks.clear();
+  for (int i = 0; i < n; ++i) {
+    const int64_t N = outs[i].w->rows;
+    const Slicing sl = SliceRows(N);
+    for (int64_t c = 0; c < sl.chunks; ++c) {
+      const int64_t n0 = c * sl.per, n1 = std::min(N, n0 + sl.per);
+      if (n0 < n1) tasks.push_back({i, n0, n1});
+    }
+  }
+  Pool().Run(tasks.size(), [&](size_t t, int) {
+    const Task& k = tasks[t];
+    const MatMulOut& o = outs[k.i];
+    cpu::GemmSlice(xT, M, Mp, K, o.w->dtype, o.w->data, k.n0, k.n1, o.y,
+                   o.w->rows, o.bias);
   });
 }
 

@@ -150,32 +150,58 @@ void RowStatsImpl(const float* x, int64_t n, int32_t* argmax, int32_t* n_ties,
   const hn::ScalableTag<float> d;
   const int64_t N = hn::Lanes(d);
   const auto ninf = hn::Set(d, -INFINITY);
-  auto vmax = ninf;
+  // One pass for the selections: each lane keeps its largest value, how
+  // often it came, and its largest value below that.
+  const hn::RebindToSigned<decltype(d)> di;
+  auto vmax = ninf, vbelow = ninf;
+  auto vcount = hn::Zero(di);
+  const auto one = hn::Set(di, 1);
   int64_t i = 0;
-  for (; i + N <= n; i += N) vmax = hn::Max(vmax, hn::LoadU(d, x + i));
-  float mx = hn::GetLane(hn::MaxOfLanes(d, vmax));
-  for (; i < n; ++i) mx = std::max(mx, x[i]);
-  // Second pass: how many equal the max, and the largest value below it.
-  const auto vm = hn::Set(d, mx);
-  auto below = ninf;
-  size_t ties = 0;
-  i = 0;
   for (; i + N <= n; i += N) {
-    auto v = hn::LoadU(d, x + i);
-    auto eq = hn::Eq(v, vm);
-    ties += hn::CountTrue(d, eq);
-    below = hn::Max(below, hn::IfThenElse(eq, ninf, v));
+    const auto v = hn::LoadU(d, x + i);
+    const auto gt = hn::Gt(v, vmax), eq = hn::Eq(v, vmax);
+    vbelow = hn::IfThenElse(gt, vmax,
+                            hn::IfThenElse(eq, vbelow, hn::Max(vbelow, v)));
+    vcount = hn::IfThenElse(
+        hn::RebindMask(di, gt), one,
+        hn::IfThenElse(hn::RebindMask(di, eq), hn::Add(vcount, one), vcount));
+    vmax = hn::Max(vmax, v);
   }
-  float second = hn::GetLane(hn::MaxOfLanes(d, below));
-  for (; i < n; ++i) {
-    if (x[i] == mx)
+  alignas(64) float lmax[hn::MaxLanes(d)], lbelow[hn::MaxLanes(d)];
+  alignas(64) int32_t lcount[hn::MaxLanes(d)];
+  hn::Store(vmax, d, lmax);
+  hn::Store(vbelow, d, lbelow);
+  hn::Store(vcount, di, lcount);
+  float mx = -INFINITY;
+  for (int64_t l = 0; l < N; ++l) mx = std::max(mx, lmax[l]);
+  for (int64_t j = i; j < n; ++j) mx = std::max(mx, x[j]);
+  size_t ties = 0;
+  float second = -INFINITY;
+  for (int64_t l = 0; l < N; ++l) {
+    if (lmax[l] == mx) {
+      ties += size_t(lcount[l]);
+      second = std::max(second, lbelow[l]);
+    } else {
+      second = std::max(second, lmax[l]);
+    }
+  }
+  for (int64_t j = i; j < n; ++j) {
+    if (x[j] == mx)
       ++ties;
     else
-      second = std::max(second, x[i]);
+      second = std::max(second, x[j]);
   }
   if (ties >= 2) second = mx;
-  int64_t am = 0;
-  while (am < n && x[am] != mx) ++am;
+  // The first index of the max.
+  const auto vm = hn::Set(d, mx);
+  int64_t am = -1;
+  for (int64_t j = 0; am < 0 && j + N <= n; j += N) {
+    const intptr_t f = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, x + j), vm));
+    if (f >= 0) am = j + f;
+  }
+  for (int64_t j = n / N * N; am < 0 && j < n; ++j)
+    if (x[j] == mx) am = j;
+  if (am < 0) am = 0;  // a row of NaN
   // Third pass: z = sum e^(x - max) and sum e^(x - max) (x - max), for the
   // normaliser and the entropy. Differences are clamped so that -inf
   // entries (banned tokens) add exactly nothing.

@@ -164,6 +164,84 @@ HWY_INLINE void TileUpTo(int64_t nv, const float* xt, int64_t ldx,
   }
 }
 
+enum StoreMode { kStore, kBias, kAccumulate };
+
+// y[j][r] (rows ldy apart) = t[r * step + j] for r < rows, j < mn: the
+// tile's sums, transposed. Whole 4 x 4 blocks go through 128-bit registers
+// (a scalar store per sum would fill the store queue: 6% of a K=256 matmul);
+// two leftover rows go as pairs; the edges one by one.
+template <int64_t R>
+HWY_INLINE void StoreTile(const float* HWY_RESTRICT t, int64_t step, int64_t mn,
+                          int64_t rows, float* HWY_RESTRICT y, int64_t ldy,
+                          StoreMode mode, const float* HWY_RESTRICT bias) {
+  auto scalar = [&](int64_t j0, int64_t j1, int64_t r0, int64_t r1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      float* yr = y + j * ldy;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float v = t[r * step + j];
+        yr[r] = mode == kAccumulate ? yr[r] + v
+                : mode == kBias     ? v + bias[r]
+                                    : v;
+      }
+    }
+  };
+#if HWY_TARGET != HWY_SCALAR
+  const hn::Full128<float> d4;
+  const hn::Half<decltype(d4)> d2;
+  const int64_t j4 = mn / 4 * 4;
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const auto b = mode == kBias ? hn::LoadU(d4, bias + r) : hn::Zero(d4);
+    for (int64_t j = 0; j < j4; j += 4) {
+      const float* s = t + r * step + j;
+      const auto r0 = hn::LoadU(d4, s), r1 = hn::LoadU(d4, s + step),
+                 r2 = hn::LoadU(d4, s + 2 * step),
+                 r3 = hn::LoadU(d4, s + 3 * step);
+      const auto t0 = hn::InterleaveLower(d4, r0, r1);
+      const auto t1 = hn::InterleaveLower(d4, r2, r3);
+      const auto t2 = hn::InterleaveUpper(d4, r0, r1);
+      const auto t3 = hn::InterleaveUpper(d4, r2, r3);
+      const decltype(t0) col[4] = {
+          hn::ConcatLowerLower(d4, t1, t0), hn::ConcatUpperUpper(d4, t1, t0),
+          hn::ConcatLowerLower(d4, t3, t2), hn::ConcatUpperUpper(d4, t3, t2)};
+      for (int64_t c = 0; c < 4; ++c) {
+        float* o = y + (j + c) * ldy + r;
+        if (mode == kStore)
+          hn::StoreU(col[c], d4, o);
+        else
+          hn::StoreU(hn::Add(col[c], mode == kBias ? b : hn::LoadU(d4, o)), d4,
+                     o);
+      }
+    }
+  }
+  if (r + 2 <= rows) {
+    const auto b = mode == kBias ? hn::LoadU(d2, bias + r) : hn::Zero(d2);
+    for (int64_t j = 0; j < j4; j += 4) {
+      const float* s = t + r * step + j;
+      const auto a = hn::LoadU(d4, s), c = hn::LoadU(d4, s + step);
+      const auto lo = hn::InterleaveLower(d4, a, c);  // j: a0 c0, j+1: a1 c1
+      const auto hi = hn::InterleaveUpper(d4, a, c);
+      const decltype(b) pair[4] = {hn::LowerHalf(d2, lo), hn::UpperHalf(d2, lo),
+                                   hn::LowerHalf(d2, hi),
+                                   hn::UpperHalf(d2, hi)};
+      for (int64_t q = 0; q < 4; ++q) {
+        float* o = y + (j + q) * ldy + r;
+        if (mode == kStore)
+          hn::StoreU(pair[q], d2, o);
+        else
+          hn::StoreU(hn::Add(pair[q], mode == kBias ? b : hn::LoadU(d2, o)), d2,
+                     o);
+      }
+    }
+    r += 2;
+  }
+  scalar(0, j4, r, rows);
+  scalar(j4, mn, 0, rows);
+#else
+  scalar(0, mn, 0, rows);
+#endif
+}
+
 template <class Row, int64_t R, int64_t V>
 void GemmSliceR(const float* xT, int64_t M, int64_t Mp, int64_t K,
                 const uint8_t* w, size_t row_bytes, int64_t n0, int64_t n1,
@@ -212,22 +290,13 @@ void GemmSliceR(const float* xT, int64_t M, int64_t Mp, int64_t K,
         for (int64_t m0 = mb; m0 < me; m0 += V * L) {
           const int64_t nv = std::min(V, (me - m0) / L);
           TileUpTo<R, V>(nv, xT + k0 * Mp + m0, Mp, wp, kc, tile);
-          for (int64_t v = 0; v < nv; ++v) {
-            const int64_t mn = std::min(L, M - m0 - v * L);
-            const int64_t step = nv * L;  // tile[(r * nv + v) * L + lane]
-            for (int64_t lane = 0; lane < mn; ++lane) {
-              float* yr = y + (m0 + v * L + lane) * ldy + nb;
-              const float* t = tile + v * L + lane;
-              if (k0 > 0) {
-                for (int64_t r = 0; r < rows; ++r) yr[r] += t[r * step];
-              } else if (bias) {
-                for (int64_t r = 0; r < rows; ++r)
-                  yr[r] = t[r * step] + bias[nb + r];
-              } else {
-                for (int64_t r = 0; r < rows; ++r) yr[r] = t[r * step];
-              }
-            }
-          }
+          // tile[r * nv * L + j]: weight row nb + r, x row m0 + j.
+          const int64_t mn = std::min(nv * L, M - m0);
+          StoreTile<R>(tile, nv * L, mn, rows, y + m0 * ldy + nb, ldy,
+                       k0 > 0 ? kAccumulate
+                       : bias ? kBias
+                              : kStore,
+                       bias ? bias + nb : nullptr);
         }
       }
     }

@@ -47,4 +47,9 @@ void CheckWholeBlocks(DType t, int64_t n, const char* what);
 void MatMulWTQuantized(const float* x, int64_t M, const Matrix& w, float* y,
                        const float* bias);
 
+// MatMulWTGroup (ops.h) for weights of one block format and width: x is
+// quantized once for all of them, and they share one parallel pass.
+void MatMulWTQuantizedGroup(const float* x, int64_t M, const MatMulOut* outs,
+                            int n);
+
 }  // namespace dllm::ops

@@ -125,6 +125,17 @@ TEST(Ops, MatMulGroupEqualsSeparateProducts) {
       ops::MatMulWTGroup(x.data(), M, outs, 2);
       ASSERT_EQ(got[0], want[0]) << "M=" << M << " beside Q8_0";
       ASSERT_EQ(gq, wq) << "M=" << M << " Q8_0 in a group";
+      // Two Q8_0 weights, one with a bias: one quantized x for both.
+      const ops::Matrix mq2{DType::kQ8_0,
+                            q.data() + DTypeBytes(DType::kQ8_0, K), 8, K};
+      std::vector<float> gq2(size_t(M * 8)), wq2(size_t(M * 8));
+      ops::MatMulWT(x.data(), M, mq2, wq2.data(), b0.data());
+      const ops::MatMulOut qouts[2] = {{&mq, gq.data(), nullptr},
+                                       {&mq2, gq2.data(), b0.data()}};
+      gq.assign(gq.size(), 0.0f);
+      ops::MatMulWTGroup(x.data(), M, qouts, 2);
+      ASSERT_EQ(gq, wq) << "M=" << M << " Q8_0 group, first";
+      ASSERT_EQ(gq2, wq2) << "M=" << M << " Q8_0 group, second";
     }
   });
 }

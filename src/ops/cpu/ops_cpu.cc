@@ -239,12 +239,14 @@ void MatMulWT(const float* x, int64_t M, const Matrix& w, float* y,
 
 void MatMulWTGroup(const float* x, int64_t M, const MatMulOut* outs, int n) {
   if (M == 0 || n == 0) return;
-  bool packed = true;
+  bool packed = true, same_blocks = IsQuantized(outs[0].w->dtype);
   for (int i = 0; i < n; ++i) {
     DLLM_CHECK(outs[i].w->cols == outs[0].w->cols,
                "matmul group: weights of different widths");
     packed = packed && UsesPackedGemm(M, *outs[i].w);
+    same_blocks = same_blocks && outs[i].w->dtype == outs[0].w->dtype;
   }
+  if (same_blocks) return MatMulWTQuantizedGroup(x, M, outs, n);
   if (!packed) {
     for (int i = 0; i < n; ++i)
       MatMulWT(x, M, *outs[i].w, outs[i].y, outs[i].bias);

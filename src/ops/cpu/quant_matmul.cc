@@ -178,38 +178,69 @@ void RunTile(const Kernel& k, DType t, const TileShape& sh, const Tile& tile) {
 
 void MatMulWTQuantized(const float* x, int64_t M, const Matrix& w, float* y,
                        const float* bias) {
-  const DType t = w.dtype;
-  const int64_t N = w.rows, K = w.cols;
-  DLLM_CHECK(IsQuantized(t), "MatMulWTQuantized: ", DTypeName(t),
-             " is not a block format");
-  DLLM_CHECK(K % DTypeBlock(t) == 0, "matmul: a ", DTypeName(t),
-             " weight of shape (", N, ", ", K, ") needs its row length ", K,
-             " to be a multiple of ", DTypeBlock(t), " (", DTypeName(t),
-             " packs ", DTypeBlock(t), " values per block)");
-  if (M == 0 || N == 0) return;
+  const MatMulOut out{&w, y, bias};
+  MatMulWTQuantizedGroup(x, M, &out, 1);
+}
+
+void MatMulWTQuantizedGroup(const float* x, int64_t M, const MatMulOut* outs,
+                            int n) {
+  if (n == 0) return;
+  const DType t = outs[0].w->dtype;
+  const int64_t K = outs[0].w->cols;
+  for (int i = 0; i < n; ++i) {
+    const Matrix& w = *outs[i].w;
+    DLLM_CHECK(IsQuantized(w.dtype), "MatMulWTQuantized: ", DTypeName(w.dtype),
+               " is not a block format");
+    DLLM_CHECK(w.dtype == t && w.cols == K,
+               "matmul group: quantized weights of different types or widths");
+    DLLM_CHECK(K % DTypeBlock(t) == 0, "matmul: a ", DTypeName(t),
+               " weight of shape (", w.rows, ", ", K, ") needs its row length ",
+               K, " to be a multiple of ", DTypeBlock(t), " (", DTypeName(t),
+               " packs ", DTypeBlock(t), " values per block)");
+  }
+  if (M == 0) return;
   if (K == 0) {
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
+    for (int i = 0; i < n; ++i) {
+      const int64_t N = outs[i].w->rows;
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t c = 0; c < N; ++c)
+          outs[i].y[m * N + c] = outs[i].bias ? outs[i].bias[c] : 0.0f;
+    }
     return;
   }
   const Kernel& k = cpu::KernelFor(cpu::ActiveQuantTarget());
   const int64_t B = cpu::quant::ActBlock(t);
+  // One quantized x for the whole group.
   const Act act = QuantizeActivations(k, t, x, M, K, B);
   const TileShape sh = k.shape(t);
   const size_t row_bytes = DTypeBytes(t, K);
-  const uint8_t* W = static_cast<const uint8_t*>(w.data);
 
   // Columns of w per tile: cols when whole tiles of x rows exist, else the
   // decoding shape.
   const int64_t cols = M >= sh.rows ? sh.cols : sh.cols1;
   // Small products run on the calling thread: waking the pool costs more.
-  const int64_t nt = M * N * K < kSerialMacs ? 1 : Pool().size();
-  // Contiguous slices of w's rows, in whole tiles; a few per thread so a
-  // slow thread does not hold the rest back.
-  const int64_t units = (N + cols - 1) / cols;
-  const int64_t want = std::clamp<int64_t>(nt * (M == 1 ? 2 : 4), 1, units);
-  const int64_t per = (units + want - 1) / want * cols;
-  const int64_t tasks = (N + per - 1) / per;
+  int64_t macs = 0;
+  for (int i = 0; i < n; ++i) macs += M * outs[i].w->rows * K;
+  const int64_t nt = macs < kSerialMacs ? 1 : Pool().size();
+  // Each weight in contiguous slices of its rows, in whole tiles; a few per
+  // thread so a slow thread does not hold the rest back.
+  struct Task {
+    int i;
+    int64_t n0, n1;
+  };
+  // The caller's list: a thread_local named inside the lambda would be
+  // each worker's own.
+  thread_local std::vector<Task> task_buf;
+  std::vector<Task>& tasks = task_buf;
+  tasks.clear();
+  for (int i = 0; i < n; ++i) {
+    const int64_t N = outs[i].w->rows;
+    const int64_t units = (N + cols - 1) / cols;
+    const int64_t want = std::clamp<int64_t>(nt * (M == 1 ? 2 : 4), 1, units);
+    const int64_t per = (units + want - 1) / want * cols;
+    for (int64_t n0 = 0; n0 < N; n0 += per)
+      tasks.push_back({i, n0, std::min(N, n0 + per)});
+  }
   // Rows of x per pass: their quantized rows stay in L2 (~256 KB) while a
   // tile of w's rows is reused over them.
   const int64_t act_row = K + 4 * (K / B) + (B == 32 ? 2 * K : K / 8);
@@ -217,37 +248,39 @@ void MatMulWTQuantized(const float* x, int64_t M, const Matrix& w, float* y,
       sh.rows, (262144 / std::max<int64_t>(act_row, 1)) / sh.rows * sh.rows);
 
   auto run = [&](size_t task, int) {
-    const int64_t n0 = int64_t(task) * per, n1 = std::min(N, n0 + per);
-    if (n0 >= n1) return;
+    const Task& tk = tasks[task];
+    const MatMulOut& o = outs[tk.i];
+    const int64_t N = o.w->rows, n0 = tk.n0, n1 = tk.n1;
+    const uint8_t* W = static_cast<const uint8_t*>(o.w->data);
     for (int64_t m0 = 0; m0 < M; m0 += mc) {
       const int64_t m1 = std::min(M, m0 + mc);
-      for (int64_t n = n0; n < n1;) {
-        const int C = n + cols <= n1 ? int(cols) : 1;
+      for (int64_t c = n0; c < n1;) {
+        const int C = c + cols <= n1 ? int(cols) : 1;
         for (int64_t m = m0; m < m1;) {
           const int R = m + sh.rows <= m1 ? sh.rows : 1;
           Tile tile;
-          tile.w = W + size_t(n) * row_bytes;
+          tile.w = W + size_t(c) * row_bytes;
           tile.w_stride = row_bytes;
           tile.C = C;
           tile.act = &act;
           tile.m0 = m;
           tile.R = R;
-          tile.y = y + m * N + n;
+          tile.y = o.y + m * N + c;
           tile.ldy = N;
           RunTile(k, t, sh, tile);
           m += R;
         }
-        n += C;
+        c += C;
       }
     }
-    if (bias)
+    if (o.bias)
       for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = n0; n < n1; ++n) y[m * N + n] += bias[n];
+        for (int64_t c = n0; c < n1; ++c) o.y[m * N + c] += o.bias[c];
   };
   if (nt == 1) {
-    for (int64_t task = 0; task < tasks; ++task) run(size_t(task), 0);
+    for (size_t task = 0; task < tasks.size(); ++task) run(task, 0);
   } else {
-    Pool().Run(size_t(tasks), run);
+    Pool().Run(tasks.size(), run);
   }
 }
 

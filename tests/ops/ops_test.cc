@@ -298,6 +298,11 @@ TEST(Ops, Attention) {
              Case{2, 5, 4, 1, 8, true, true, 0, 77, 72},
              Case{2, 8, 2, 2, 8, false, false, 8, 40, 24},
              Case{1, 70, 2, 1, 8, false, true, 16, 200, 130},
+             // Few queries take dot products instead of BLAS: decoding
+             // (head_dim 64), and widths past whole vectors (80, 21).
+             Case{1, 1, 12, 12, 64, true, false, 0, 129, 128},
+             Case{2, 3, 4, 2, 80, true, true, 0, 50, 47},
+             Case{1, 4, 2, 2, 21, false, false, 0, 33, 29},
          }) {
       ops::AttentionShape s{c.B, c.T, c.H, c.KVH, c.D, c.causal};
       s.block = c.block, s.Tk = c.Tk, s.q_offset = c.q_offset;

@@ -84,20 +84,32 @@ struct BF16Row {
 };
 
 #if HWY_TARGET != HWY_SCALAR
-// x^T rows k..k+3 at columns m..m+3 from x rows m..m+3 at columns k..k+3, in
-// 128-bit registers (every target but scalar has them).
+// 4 x 4 transposes in 128-bit registers (every target but scalar has them).
+using V4 = hn::Vec<hn::Full128<float>>;
+
+// The columns of the 4 x 4 block at x (rows `stride` floats apart):
+// col[c] = {x[0][c], x[1][c], x[2][c], x[3][c]}.
+HWY_INLINE void LoadTransposed4x4(const float* x, int64_t stride, V4* col) {
+  const hn::Full128<float> d4;
+  const V4 r0 = hn::LoadU(d4, x), r1 = hn::LoadU(d4, x + stride),
+           r2 = hn::LoadU(d4, x + 2 * stride),
+           r3 = hn::LoadU(d4, x + 3 * stride);
+  const V4 t0 = hn::InterleaveLower(d4, r0, r1);  // a0 b0 a1 b1
+  const V4 t1 = hn::InterleaveLower(d4, r2, r3);  // c0 d0 c1 d1
+  const V4 t2 = hn::InterleaveUpper(d4, r0, r1);  // a2 b2 a3 b3
+  const V4 t3 = hn::InterleaveUpper(d4, r2, r3);  // c2 d2 c3 d3
+  col[0] = hn::ConcatLowerLower(d4, t1, t0);
+  col[1] = hn::ConcatUpperUpper(d4, t1, t0);
+  col[2] = hn::ConcatLowerLower(d4, t3, t2);
+  col[3] = hn::ConcatUpperUpper(d4, t3, t2);
+}
+
+// x^T rows k..k+3 at columns m..m+3 from x rows m..m+3 at columns k..k+3.
 HWY_INLINE void Transpose4x4(const float* x, int64_t K, float* xT, int64_t Mp) {
   const hn::Full128<float> d4;
-  const auto r0 = hn::LoadU(d4, x), r1 = hn::LoadU(d4, x + K),
-             r2 = hn::LoadU(d4, x + 2 * K), r3 = hn::LoadU(d4, x + 3 * K);
-  const auto t0 = hn::InterleaveLower(d4, r0, r1);  // a0 b0 a1 b1
-  const auto t1 = hn::InterleaveLower(d4, r2, r3);  // c0 d0 c1 d1
-  const auto t2 = hn::InterleaveUpper(d4, r0, r1);  // a2 b2 a3 b3
-  const auto t3 = hn::InterleaveUpper(d4, r2, r3);  // c2 d2 c3 d3
-  hn::StoreU(hn::ConcatLowerLower(d4, t1, t0), d4, xT);
-  hn::StoreU(hn::ConcatUpperUpper(d4, t1, t0), d4, xT + Mp);
-  hn::StoreU(hn::ConcatLowerLower(d4, t3, t2), d4, xT + 2 * Mp);
-  hn::StoreU(hn::ConcatUpperUpper(d4, t3, t2), d4, xT + 3 * Mp);
+  V4 col[4];
+  LoadTransposed4x4(x, K, col);
+  for (int64_t c = 0; c < 4; ++c) hn::StoreU(col[c], d4, xT + c * Mp);
 }
 #endif
 
@@ -196,17 +208,8 @@ HWY_INLINE void StoreTile(const float* HWY_RESTRICT t, int64_t step, int64_t mn,
   for (; r + 4 <= rows; r += 4) {
     const auto b = mode == kBias ? hn::LoadU(d4, bias + r) : hn::Zero(d4);
     for (int64_t j = 0; j < j4; j += 4) {
-      const float* s = t + r * step + j;
-      const auto r0 = hn::LoadU(d4, s), r1 = hn::LoadU(d4, s + step),
-                 r2 = hn::LoadU(d4, s + 2 * step),
-                 r3 = hn::LoadU(d4, s + 3 * step);
-      const auto t0 = hn::InterleaveLower(d4, r0, r1);
-      const auto t1 = hn::InterleaveLower(d4, r2, r3);
-      const auto t2 = hn::InterleaveUpper(d4, r0, r1);
-      const auto t3 = hn::InterleaveUpper(d4, r2, r3);
-      const decltype(t0) col[4] = {
-          hn::ConcatLowerLower(d4, t1, t0), hn::ConcatUpperUpper(d4, t1, t0),
-          hn::ConcatLowerLower(d4, t3, t2), hn::ConcatUpperUpper(d4, t3, t2)};
+      V4 col[4];
+      LoadTransposed4x4(t + r * step + j, step, col);
       for (int64_t c = 0; c < 4; ++c) {
         float* o = y + (j + c) * ldy + r;
         if (mode == kStore)

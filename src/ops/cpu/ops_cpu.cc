@@ -13,6 +13,7 @@
 #include "dllm/error.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/simd.h"
+#include "ops/cpu/weight_slices.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
 
@@ -259,17 +260,8 @@ void MatMulWTGroup(const float* x, int64_t M, const MatMulOut* outs, int n) {
   const int64_t K = outs[0].w->cols, Mp = cpu::GemmPaddedRows(M);
   for (int i = 0; i < n; ++i) CheckFloatWeights(*outs[i].w);
   const float* xT = PackX(x, M, K);
-  // Every weight's slices in one pass: task t is slice t % chunks of
-  // weight t / chunks.
-  struct Task {
-    int i;
-    int64_t n0, n1;
-  };
-  // The caller's list: a thread_local named inside the lambda would be
-  // each worker's own.
-  thread_local std::vector<Task> task_buf;
-  std::vector<Task>& tasks = task_buf;
-  tasks.clear();
+  // Every weight's slices in one pass.
+  std::vector<WeightSlice>& tasks = CallerSliceList();
   for (int i = 0; i < n; ++i) {
     const int64_t N = outs[i].w->rows;
     const Slicing sl = SliceRows(N);
@@ -279,7 +271,7 @@ void MatMulWTGroup(const float* x, int64_t M, const MatMulOut* outs, int n) {
     }
   }
   Pool().Run(tasks.size(), [&](size_t t, int) {
-    const Task& k = tasks[t];
+    const WeightSlice& k = tasks[t];
     const MatMulOut& o = outs[k.i];
     cpu::GemmSlice(xT, M, Mp, K, o.w->dtype, o.w->data, k.n0, k.n1, o.y,
                    o.w->rows, o.bias);

@@ -13,6 +13,7 @@
 #include "base/thread_pool.h"
 #include "dllm/error.h"
 #include "ops/cpu/quant_kernels.h"
+#include "ops/cpu/weight_slices.h"
 #include "ops/quant.h"
 
 namespace dllm::cpu {
@@ -224,15 +225,7 @@ void MatMulWTQuantizedGroup(const float* x, int64_t M, const MatMulOut* outs,
   const int64_t nt = macs < kSerialMacs ? 1 : Pool().size();
   // Each weight in contiguous slices of its rows, in whole tiles; a few per
   // thread so a slow thread does not hold the rest back.
-  struct Task {
-    int i;
-    int64_t n0, n1;
-  };
-  // The caller's list: a thread_local named inside the lambda would be
-  // each worker's own.
-  thread_local std::vector<Task> task_buf;
-  std::vector<Task>& tasks = task_buf;
-  tasks.clear();
+  std::vector<WeightSlice>& tasks = CallerSliceList();
   for (int i = 0; i < n; ++i) {
     const int64_t N = outs[i].w->rows;
     const int64_t units = (N + cols - 1) / cols;
@@ -248,7 +241,7 @@ void MatMulWTQuantizedGroup(const float* x, int64_t M, const MatMulOut* outs,
       sh.rows, (262144 / std::max<int64_t>(act_row, 1)) / sh.rows * sh.rows);
 
   auto run = [&](size_t task, int) {
-    const Task& tk = tasks[task];
+    const WeightSlice& tk = tasks[task];
     const MatMulOut& o = outs[tk.i];
     const int64_t N = o.w->rows, n0 = tk.n0, n1 = tk.n1;
     const uint8_t* W = static_cast<const uint8_t*>(o.w->data);

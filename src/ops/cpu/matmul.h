@@ -4,7 +4,8 @@
 //  - Gemv (M <= kGemvMaxRows rows of x): dot products straight off the
 //    stored weight rows, converted in registers. Decoding one token (or a
 //    few) is memory bound: this streams w once at full bandwidth.
-//  - Gemm (more rows): x is packed once per call as x^T (K, Mp), then each
+//  - Gemm (more rows): x is packed once per call as x^T in panels of 16
+//    columns (each panel K x 16 floats, row-major), then each
 //    tile of 6 weight rows (converted to fp32 in an L1 buffer unless F32,
 //    which is read in place) is broadcast against up to 4 vectors of x^T
 //    columns: 24 fp32 accumulators on AVX-512. Packing x rather than w keeps
@@ -21,9 +22,12 @@ constexpr int64_t kGemvMaxRows = 4;
 
 // x^T's padded row count: M rounded up to 16 (a multiple of every target's
 // lane count), the extra columns zero.
+// Columns of x^T per panel.
+constexpr int64_t kGemmPanel = 16;
 inline int64_t GemmPaddedRows(int64_t M) { return (M + 15) / 16 * 16; }
 
-// xT[k * Mp + m] = x[m * K + k] for k in [k0, k1), m < Mp (zero past M).
+// The panels of x^T: xT[(m / 16) * K * 16 + k * 16 + m % 16] = x[m * K + k]
+// for k in [k0, k1), m < Mp (zero past M). xT should be 64-byte aligned.
 void PackTransposed(const float* x, int64_t M, int64_t K, int64_t k0,
                     int64_t k1, int64_t Mp, float* xT);
 

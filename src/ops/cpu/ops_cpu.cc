@@ -207,7 +207,9 @@ void CheckFloatWeights(const Matrix& w) {
 const float* PackX(const float* x, int64_t M, int64_t K) {
   const int64_t Mp = cpu::GemmPaddedRows(M);
   thread_local std::vector<float> xt_buf;
-  float* xT = Scratch(xt_buf, size_t(Mp * K));
+  // 64-byte aligned, so that a panel's row of 16 floats is one cache line.
+  float* buf = Scratch(xt_buf, size_t(Mp * K + 16));
+  float* xT = buf + (16 - reinterpret_cast<uintptr_t>(buf) / 4 % 16) % 16;
   if (M * K < kSerialElems) {
     cpu::PackTransposed(x, M, K, 0, K, Mp, xT);
   } else {

@@ -72,6 +72,63 @@ void SwiGLUImpl(const float* gate, const float* up, int64_t n, float* out) {
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+// out[j] = dot(q, keys + j * stride) over d, for j < n.
+void DotRowsImpl(const float* q, const float* keys, int64_t stride, int64_t n,
+                 int64_t d_len, float* out) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* kr = keys + j * stride;
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d);
+    int64_t i = 0;
+    for (; i + 2 * N <= d_len; i += 2 * N) {
+      a0 = hn::MulAdd(hn::LoadU(d, q + i), hn::LoadU(d, kr + i), a0);
+      a1 = hn::MulAdd(hn::LoadU(d, q + i + N), hn::LoadU(d, kr + i + N), a1);
+    }
+    for (; i + N <= d_len; i += N)
+      a0 = hn::MulAdd(hn::LoadU(d, q + i), hn::LoadU(d, kr + i), a0);
+    float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(a0, a1)));
+    for (; i < d_len; ++i) sum += q[i] * kr[i];
+    out[j] = sum;
+  }
+}
+
+// out[0, d) = sum over j < n of p[j] * (values + j * stride), in blocks of
+// up to 4 vectors of out held in registers across all j.
+void WeightedRowSumImpl(const float* p, const float* values, int64_t stride,
+                        int64_t n, int64_t d_len, float* out) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + 4 * N <= d_len; i += 4 * N) {
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* v = values + j * stride + i;
+      const auto w = hn::Set(d, p[j]);
+      a0 = hn::MulAdd(w, hn::LoadU(d, v), a0);
+      a1 = hn::MulAdd(w, hn::LoadU(d, v + N), a1);
+      a2 = hn::MulAdd(w, hn::LoadU(d, v + 2 * N), a2);
+      a3 = hn::MulAdd(w, hn::LoadU(d, v + 3 * N), a3);
+    }
+    hn::StoreU(a0, d, out + i);
+    hn::StoreU(a1, d, out + i + N);
+    hn::StoreU(a2, d, out + i + 2 * N);
+    hn::StoreU(a3, d, out + i + 3 * N);
+  }
+  for (; i + N <= d_len; i += N) {
+    auto a = hn::Zero(d);
+    for (int64_t j = 0; j < n; ++j)
+      a = hn::MulAdd(hn::Set(d, p[j]), hn::LoadU(d, values + j * stride + i),
+                     a);
+    hn::StoreU(a, d, out + i);
+  }
+  for (; i < d_len; ++i) {
+    float a = 0.0f;
+    for (int64_t j = 0; j < n; ++j) a += p[j] * values[j * stride + i];
+    out[i] = a;
+  }
+}
+
 void AddImpl(float* y, const float* x, int64_t n) {
   const hn::ScalableTag<float> d;
   const int64_t N = hn::Lanes(d);
@@ -241,6 +298,8 @@ HWY_EXPORT(RmsNormRowImpl);
 HWY_EXPORT(RopeRowImpl);
 HWY_EXPORT(SwiGLUImpl);
 HWY_EXPORT(AddImpl);
+HWY_EXPORT(DotRowsImpl);
+HWY_EXPORT(WeightedRowSumImpl);
 HWY_EXPORT(Bf16ToF32Impl);
 HWY_EXPORT(F16ToF32Impl);
 HWY_EXPORT(ScaledSoftmaxImpl);
@@ -258,6 +317,14 @@ void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
 }
 void Add(float* y, const float* x, int64_t n) {
   HWY_DYNAMIC_DISPATCH(AddImpl)(y, x, n);
+}
+void DotRows(const float* q, const float* keys, int64_t stride, int64_t n,
+             int64_t d, float* out) {
+  HWY_DYNAMIC_DISPATCH(DotRowsImpl)(q, keys, stride, n, d, out);
+}
+void WeightedRowSum(const float* p, const float* values, int64_t stride,
+                    int64_t n, int64_t d, float* out) {
+  HWY_DYNAMIC_DISPATCH(WeightedRowSumImpl)(p, values, stride, n, d, out);
 }
 void Bf16ToF32(const uint16_t* src, int64_t n, float* dst) {
   HWY_DYNAMIC_DISPATCH(Bf16ToF32Impl)(src, n, dst);

@@ -11,6 +11,13 @@ void RmsNormRow(const float* x, const float* w, int64_t C, float eps, float* y);
 void RopeRow(float* v, int64_t half, const float* cos, const float* sin);
 void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
 void Add(float* y, const float* x, int64_t n);
+// Attention for a few queries (decoding), where a BLAS call's packing costs
+// more than the product: out[j] = dot(q, keys + j * stride) over d for
+// j < n, and out[0, d) = sum_j p[j] * (values + j * stride).
+void DotRows(const float* q, const float* keys, int64_t stride, int64_t n,
+             int64_t d, float* out);
+void WeightedRowSum(const float* p, const float* values, int64_t stride,
+                    int64_t n, int64_t d, float* out);
 void Bf16ToF32(const uint16_t* src, int64_t n, float* dst);
 void F16ToF32(const uint16_t* src, int64_t n, float* dst);
 // Softmax in place over row[0, n) scaled by `scale` first: row =

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -55,12 +56,20 @@ SgemmCeiling MeasureSgemm(int64_t M, int64_t N, int64_t K, int threads,
 
 double MeasureFmaPeak(int threads, double seconds) {
   SetThreads(threads);
+  // The best of three rounds: on a shared host one round can find a core
+  // taken by another guest (two threads once summed to 97 GFLOP/s where one
+  // alone ran at 92), which would make every ratio to this peak overstate.
   std::vector<double> per(size_t(Pool().size()), 0.0);
-  Pool().Run(per.size(),
-             [&](size_t i, int) { per[i] = cpu::MeasureFmaGflops(seconds); });
-  double sum = 0;
-  for (double g : per) sum += g;
-  return sum;
+  double best = 0;
+  for (int round = 0; round < 3; ++round) {
+    Pool().Run(per.size(), [&](size_t i, int) {
+      per[i] = cpu::MeasureFmaGflops(seconds / 3);
+    });
+    double sum = 0;
+    for (double g : per) sum += g;
+    best = std::max(best, sum);
+  }
+  return best;
 }
 
 double MeasureCopyBandwidth(int64_t bytes, double min_seconds) {

@@ -20,14 +20,18 @@ namespace dllm::cpu {
 
 constexpr int64_t kGemvMaxRows = 4;
 
-// x^T's padded row count: M rounded up to 16 (a multiple of every target's
-// lane count), the extra columns zero.
 // Columns of x^T per panel.
 constexpr int64_t kGemmPanel = 16;
-inline int64_t GemmPaddedRows(int64_t M) { return (M + 15) / 16 * 16; }
 
-// The panels of x^T: xT[(m / 16) * K * 16 + k * 16 + m % 16] = x[m * K + k]
-// for k in [k0, k1), m < Mp (zero past M). xT should be 64-byte aligned.
+// x^T's padded row count: M rounded up to whole panels (16, a multiple of
+// every target's lane count), the extra columns zero.
+inline int64_t GemmPaddedRows(int64_t M) {
+  return (M + kGemmPanel - 1) / kGemmPanel * kGemmPanel;
+}
+
+// The panels of x^T (P = kGemmPanel):
+// xT[(m / P) * K * P + k * P + m % P] = x[m * K + k] for k in [k0, k1),
+// m < Mp (zero past M). xT should be 64-byte aligned.
 void PackTransposed(const float* x, int64_t M, int64_t K, int64_t k0,
                     int64_t k1, int64_t Mp, float* xT);
 

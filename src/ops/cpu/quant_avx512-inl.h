@@ -191,6 +191,7 @@ template <DType T, int R, int C, bool kTwo>
 QK_INLINE void StepQ32(const Tile& t, int64_t b, int j,
                        __m512 (&acc)[R][C][kAccs<R, C>]) {
   constexpr size_t BB = T == DType::kQ8_0 ? 34 : 18;
+  if constexpr (C == 1) PrefetchDecodeAhead(t.w + size_t(b) * BB, 2 * BB);
   WQ32 w[C];
   for (int c = 0; c < C; ++c)
     DecodeQ32<T, kTwo>(t.w + size_t(c) * t.w_stride + size_t(b) * BB, &w[c]);
@@ -281,6 +282,7 @@ QK_FN void TileQ4K(const Tile& t) {
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
+    if constexpr (C == 1) PrefetchDecodeAhead(t.w + size_t(sb) * 144, 144);
     const uint8_t* blk[C];
     float dd[C], dm[C];
     __m512i scz[C];
@@ -355,6 +357,7 @@ QK_FN void TileQ6K(const Tile& t) {
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
+    if constexpr (C == 1) PrefetchDecodeAhead(t.w + size_t(sb) * 210, 210);
     const uint8_t* blk[C];
     float dd[C];
     __m256i sc16[C];

@@ -26,7 +26,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DLLM=${DLLM:-$ROOT/build/dllm}
-LLAMA_BIN=${LLAMA_CPP:-$ROOT/../peers/llama.cpp}/build/bin
+LLAMA_CPP=${LLAMA_CPP:-$ROOT/../peers/llama.cpp}
+# Absolute paths: the script runs in $WORK.
+[ -d "$LLAMA_CPP" ] && LLAMA_CPP=$(cd "$LLAMA_CPP" && pwd)
+LLAMA_BIN=$LLAMA_CPP/build/bin
 DATA=${DATA:-$ROOT/../shared/data}
 WORK=${WORK:-/tmp/dllm-vs-llamacpp}
 THREADS=${THREADS:-2}
@@ -42,6 +45,7 @@ die() {
   echo "bench_llamacpp: $*" >&2
   exit 1
 }
+[ -x "$DLLM" ] && DLLM=$(cd "$(dirname "$DLLM")" && pwd)/$(basename "$DLLM")
 [ -x "$DLLM" ] || die "no dllm at $DLLM (build it: scripts/build.sh)"
 [ -x "$LLAMA_BIN/llama-diffusion-cli" ] ||
   die "no llama-diffusion-cli in $LLAMA_BIN (set LLAMA_CPP to a llama.cpp checkout built as README 'Beside llama.cpp' says)"
